@@ -1,0 +1,206 @@
+"""The ``"cpu"`` selective-scan backend: our C++ kernel, compiled once on first use.
+
+The kernel (``csrc/selective_scan_cpu.cpp``) is built with ``torch.utils.cpp_extension.load`` for the
+instruction set PyTorch itself dispatches to on this machine (AVX-512, AVX2 or the portable default),
+and cached by PyTorch under ``$TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``): the first
+call in a fresh environment compiles for about a minute, later processes load the cached library in
+well under a second. It needs a C++ compiler and ninja (a dependency of this package); when the build
+fails, :func:`build_error` says why and the dispatcher falls back to the reference backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+_SOURCE = Path(__file__).with_name("csrc") / "selective_scan_cpu.cpp"
+
+# Compiler flags per ATen CPU capability, as ATen compiles its own kernels for each.
+_ISA_FLAGS = {
+    "AVX512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-DCPU_CAPABILITY_AVX512"],
+    "AVX2": ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY_AVX2"],
+}
+
+# at::parallel_for is inline and runs serially unless compiled with OpenMP. The extension links
+# libgomp.so.1, which resolves to the copy PyTorch has already loaded, so both share one thread pool
+# and torch.set_num_threads applies to the kernel.
+_OPENMP = ["-fopenmp"] if sys.platform.startswith("linux") else []
+
+_lock = threading.Lock()
+_module = None
+_error: str | None = None
+
+
+def cpu_capability() -> str:
+    """Return the instruction set the kernel is built for: ``"AVX512"``, ``"AVX2"`` or ``"DEFAULT"``.
+
+    It is the one PyTorch dispatches its own CPU kernels to (``ATEN_CPU_CAPABILITY`` lowers it).
+    """
+    cap = torch.backends.cpu.get_cpu_capability()
+    return cap if cap in _ISA_FLAGS else "DEFAULT"
+
+
+def _ninja_on_path() -> None:
+    """Make the ``ninja`` installed beside this Python visible to PyTorch's extension builder.
+
+    A virtual environment used without activation has its ``bin`` folder off ``PATH``.
+    """
+    if shutil.which("ninja"):
+        return
+    candidates = [Path(sys.executable).parent]
+    try:
+        import ninja
+
+        candidates.insert(0, Path(ninja.BIN_DIR))
+    except (ImportError, AttributeError):
+        pass
+    for folder in candidates:
+        if (folder / "ninja").exists():
+            os.environ["PATH"] = f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"
+            return
+
+
+def _import_cpp_extension():
+    """Import torch.utils.cpp_extension without its import-time 'No CUDA runtime is found' warning,
+    which is irrelevant to a C++-only build."""
+    cpp_logger = logging.getLogger("torch.utils.cpp_extension")
+    level = cpp_logger.level
+    cpp_logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        cpp_logger.setLevel(level)
+    return cpp_extension
+
+
+def load():
+    """Build (first time) and import the C++ extension.
+
+    Returns
+    -------
+    module
+        The extension, with ``forward``, ``backward`` and ``chunk`` (time steps per checkpoint).
+
+    Raises
+    ------
+    RuntimeError
+        If the kernel cannot be built here; the message carries the compiler's complaint.
+    """
+    global _module, _error
+    with _lock:
+        if _module is not None:
+            return _module
+        if _error is not None:
+            raise RuntimeError(_error)
+        cpp_extension = _import_cpp_extension()
+        cap = cpu_capability()
+        name = f"sepmamba_scan_cpu_{cap.lower()}"
+        flags = ["-O3", f"-DCPU_CAPABILITY=sepmamba_{cap.lower()}", *_ISA_FLAGS.get(cap, [])]
+        _ninja_on_path()
+        start = time.perf_counter()
+        try:
+            _module = cpp_extension.load(
+                name=name,
+                sources=[str(_SOURCE)],
+                extra_cflags=flags + _OPENMP,
+                extra_ldflags=_OPENMP,
+                verbose=os.environ.get("SEPMAMBA_VERBOSE_BUILD", "0") == "1",
+            )
+        except Exception as exc:  # compiler missing, ninja missing, compile error: all mean "absent"
+            detail = str(exc).strip().splitlines()
+            tail = "\n".join(detail[-15:])
+            _error = (
+                f"the C++ CPU selective-scan kernel could not be built ({type(exc).__name__}); it needs "
+                f"a C++ compiler and ninja. Set SEPMAMBA_VERBOSE_BUILD=1 to see the build. Last lines:\n{tail}"
+            )
+            raise RuntimeError(_error) from exc
+        logger.info("C++ selective-scan kernel %s ready in %.1f s", name, time.perf_counter() - start)
+        return _module
+
+
+def build_error() -> str | None:
+    """Return why the kernel is unavailable (building it if not tried yet), or ``None`` if it works."""
+    try:
+        load()
+    except RuntimeError as exc:
+        return str(exc)
+    return None
+
+
+def _time_major(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """Cast to the compute dtype; copy only if time (last dim) is not already stride 1."""
+    if t is None:
+        return None
+    t = t.to(dtype)
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+def _vector(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    return None if t is None else t.to(dtype).contiguous()
+
+
+def _forward(inputs, delta_softplus, save_checkpoints, return_last_state):
+    """Cast ``inputs`` (u, delta, A, B, C, D, z, delta_bias) to the compute dtype and run the kernel.
+
+    Returns the cast inputs and the kernel's (out, checkpoints, last_state).
+    """
+    ctype = torch.float64 if inputs[0].dtype == torch.float64 else torch.float32
+    u, delta, A, B, C, D, z, delta_bias = inputs
+    args = (
+        _time_major(u, ctype),
+        _time_major(delta, ctype),
+        _vector(A, ctype),
+        _time_major(B, ctype),
+        _time_major(C, ctype),
+        _vector(D, ctype),
+        _time_major(z, ctype),
+        _vector(delta_bias, ctype),
+    )
+    return args, load().forward(*args, delta_softplus, save_checkpoints, return_last_state)
+
+
+class _CpuSelectiveScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
+        inputs = (u, delta, A, B, C, D, z, delta_bias)
+        args, (out, checkpoints, last_state) = _forward(inputs, delta_softplus, True, return_last_state)
+        ctx.save_for_backward(*args, checkpoints)
+        ctx.delta_softplus = delta_softplus
+        ctx.in_dtypes = tuple(None if t is None else t.dtype for t in inputs)
+        if last_state is None:
+            last_state = out.new_empty(0)
+        ctx.mark_non_differentiable(last_state)
+        return out.to(u.dtype), last_state
+
+    @staticmethod
+    def backward(ctx, dout, _dlast_state):
+        *args, checkpoints = ctx.saved_tensors
+        dout = _time_major(dout, args[0].dtype)
+        # (du, ddelta, dA, dB, dC, dD, dz, ddelta_bias): the order of forward's inputs
+        grads = load().backward(*args, ctx.delta_softplus, checkpoints, dout)
+        grads = [None if g is None else g.to(dt) for g, dt in zip(grads, ctx.in_dtypes, strict=True)]
+        return (*grads, None, None)
+
+
+def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                       return_last_state=False):
+    """Selective scan with the C++ kernel; arguments as :func:`sepmamba_sb.ops.selective_scan`.
+
+    Without autograd (no input requires grad, or grad mode off) it saves no checkpoints.
+    """
+    inputs = (u, delta, A, B, C, D, z, delta_bias)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
+        out, last_state = _CpuSelectiveScan.apply(*inputs, delta_softplus, return_last_state)
+    else:
+        _, (out, _, last_state) = _forward(inputs, delta_softplus, False, return_last_state)
+        out = out.to(u.dtype)
+    return (out, last_state) if return_last_state else out

@@ -1,0 +1,555 @@
+// Selective scan (Mamba-1 SSM recurrence) on the CPU: forward and backward.
+//
+// Semantics follow mamba-ssm's selective_scan_fn for real A and input-dependent B, C:
+//   delta' = softplus(delta + delta_bias)            (each step optional)
+//   h_t    = exp(delta'_t * A) * h_{t-1} + delta'_t * B_t * u_t
+//   y_t    = <C_t, h_t> + D * u_t
+//   out_t  = y_t * silu(z_t)                          (when z is given)
+// Shapes: u, delta, z, out (batch, dim, len); A (dim, nstate); B, C (batch, nstate, len);
+// D, delta_bias (dim).
+//
+// Layout of the work: one task is one batch item and one block of W = Vectorized<scalar_t>::size()
+// channels. The state h[n] of a block is W lanes wide, so the recurrence runs on whole vectors with no
+// horizontal reduction in the forward pass. Time is walked in chunks of kChunk steps: each chunk of
+// u/delta/z is transposed into a small time-major tile (the inputs are channel-major) and the output
+// tile is transposed back. The forward pass can save the state at every chunk start ("checkpoints",
+// batch*dim*nstate*ceil(len/kChunk) values); the backward pass walks the chunks in reverse, recomputes
+// the chunk's states and decays from its checkpoint into a tile, then runs the adjoint recurrence.
+// Tasks are spread over threads with at::parallel_for. The last block of channels may be partial: its
+// missing lanes are zero-filled (u = 0 keeps their state at zero) and never stored.
+
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <array>
+#include <vector>
+
+namespace {
+
+using at::vec::Vectorized;
+
+constexpr int64_t kChunk = 64;  // time steps per tile and per checkpoint
+constexpr int64_t kMaxStaticState = 16;
+
+template <typename scalar_t>
+struct ScanArgs {
+  int64_t batch = 0, dim = 0, len = 0, nstate = 0;
+  const scalar_t* u = nullptr;
+  const scalar_t* delta = nullptr;
+  const scalar_t* A = nullptr;
+  const scalar_t* B = nullptr;
+  const scalar_t* C = nullptr;
+  const scalar_t* D = nullptr;           // may be null
+  const scalar_t* z = nullptr;           // may be null
+  const scalar_t* delta_bias = nullptr;  // may be null
+  int64_t u_sb = 0, u_sd = 0, delta_sb = 0, delta_sd = 0, z_sb = 0, z_sd = 0;
+  int64_t B_sb = 0, B_sn = 0, C_sb = 0, C_sn = 0;
+  bool softplus = false;
+};
+
+// The per-state vectors of one block: a fixed array (kept in registers) when the state size is a
+// compile-time constant, a heap array otherwise.
+template <typename V, int64_t kN>
+struct StateVecs {
+  std::array<V, kN> v;
+  StateVecs(int64_t, const V& init) { v.fill(init); }
+  V& operator[](int64_t i) { return v[i]; }
+  const V& operator[](int64_t i) const { return v[i]; }
+};
+
+template <typename V>
+struct StateVecs<V, 0> {
+  std::vector<V> v;
+  StateVecs(int64_t n, const V& init) : v(n, init) {}
+  V& operator[](int64_t i) { return v[i]; }
+  const V& operator[](int64_t i) const { return v[i]; }
+};
+
+template <typename scalar_t, int64_t kN>
+StateVecs<Vectorized<scalar_t>, kN> load_A(const scalar_t* A, int64_t N, int64_t d0, int64_t nvalid) {
+  using Vec = Vectorized<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  StateVecs<Vec, kN> A_v(N, Vec(scalar_t(0)));
+  for (int64_t n = 0; n < N; ++n) {
+    alignas(64) scalar_t col[W] = {};
+    for (int64_t w = 0; w < nvalid; ++w) col[w] = A[(d0 + w) * N + n];
+    A_v[n] = Vec::loadu(col);
+  }
+  return A_v;
+}
+
+template <typename scalar_t>
+inline Vectorized<scalar_t> vexp(const Vectorized<scalar_t>& x) {
+  // ATen's polynomial exp (about 20 ulp for float; falls back to Sleef for double). It flushes
+  // arguments below log(FLT_MIN) to exactly 0, so very large decays give exact zeros, never NaN.
+  return x.exp_u20();
+}
+
+template <typename scalar_t>
+inline Vectorized<scalar_t> vsigmoid(const Vectorized<scalar_t>& x) {
+  const Vectorized<scalar_t> one(scalar_t(1));
+  return one / (one + vexp(x.neg()));
+}
+
+// softplus with mamba-ssm's threshold: x for x > 20, log1p(exp(x)) otherwise.
+template <typename scalar_t>
+inline Vectorized<scalar_t> vsoftplus(const Vectorized<scalar_t>& x) {
+  const Vectorized<scalar_t> thr(scalar_t(20));
+  const auto soft = vexp(at::vec::minimum(x, thr)).log1p();
+  return Vectorized<scalar_t>::blendv(soft, x, x > thr);
+}
+
+// d softplus / dx with the same threshold.
+template <typename scalar_t>
+inline Vectorized<scalar_t> vsoftplus_grad(const Vectorized<scalar_t>& x) {
+  const Vectorized<scalar_t> thr(scalar_t(20));
+  return Vectorized<scalar_t>::blendv(vsigmoid(x), Vectorized<scalar_t>(scalar_t(1)), x > thr);
+}
+
+// Asks for the rows of the next chunk while this one is computed: a block reads W rows of each input
+// at once, too many streams for the hardware prefetcher.
+template <typename scalar_t>
+void prefetch_rows(const scalar_t* base, int64_t sd, int64_t d0, int64_t nvalid, int64_t t0, int64_t nt) {
+  constexpr int64_t kLine = 64 / sizeof(scalar_t);
+  for (int64_t w = 0; w < nvalid; ++w) {
+    const scalar_t* row = base + (d0 + w) * sd + t0;
+    for (int64_t t = 0; t < nt; t += kLine) __builtin_prefetch(row + t, 0, 1);
+  }
+}
+
+// rows [d0, d0+nvalid) x steps [t0, t0+nt) of a channel-major (dim, len) slice -> tile[t][w];
+// then prefetches the next chunk (next_nt steps) of the same rows.
+template <typename scalar_t>
+void load_tile(const scalar_t* base, int64_t sd, int64_t d0, int64_t nvalid, int64_t t0, int64_t nt,
+               scalar_t* tile, int64_t next_t0 = 0, int64_t next_nt = 0) {
+  constexpr int64_t W = Vectorized<scalar_t>::size();
+  for (int64_t w = 0; w < nvalid; ++w) {
+    const scalar_t* row = base + (d0 + w) * sd + t0;
+    for (int64_t t = 0; t < nt; ++t) tile[t * W + w] = row[t];
+  }
+  if (next_nt > 0) prefetch_rows(base, sd, d0, nvalid, next_t0, next_nt);
+  for (int64_t w = nvalid; w < W; ++w)
+    for (int64_t t = 0; t < nt; ++t) tile[t * W + w] = scalar_t(0);
+}
+
+template <typename scalar_t>
+void store_tile(const scalar_t* tile, int64_t d0, int64_t nvalid, int64_t t0, int64_t nt, scalar_t* base,
+                int64_t sd) {
+  constexpr int64_t W = Vectorized<scalar_t>::size();
+  for (int64_t w = 0; w < nvalid; ++w) {
+    scalar_t* row = base + (d0 + w) * sd + t0;
+    for (int64_t t = 0; t < nt; ++t) row[t] = tile[t * W + w];
+  }
+}
+
+// Per-lane vectors of a per-channel (dim,) parameter; zero in missing lanes.
+template <typename scalar_t>
+Vectorized<scalar_t> load_channels(const scalar_t* p, int64_t d0, int64_t nvalid, scalar_t fill) {
+  if (p == nullptr) return Vectorized<scalar_t>(fill);
+  return Vectorized<scalar_t>::loadu(p + d0, nvalid);
+}
+
+// Tiles of one chunk: u, delta' (after bias and softplus), raw delta+bias (backward only) and z.
+template <typename scalar_t>
+struct ChunkTiles {
+  std::vector<scalar_t> u, dt, raw, z;
+  explicit ChunkTiles(bool with_z) {
+    constexpr int64_t W = Vectorized<scalar_t>::size();
+    u.resize(kChunk * W);
+    dt.resize(kChunk * W);
+    raw.resize(kChunk * W);
+    if (with_z) z.resize(kChunk * W);
+  }
+
+  // Loads chunk [t0, t0+nt) and prefetches [next_t0, next_t0+next_nt) (next_nt = 0: none).
+  void load(const ScanArgs<scalar_t>& a, int64_t b, int64_t d0, int64_t nvalid, int64_t t0, int64_t nt,
+            const Vectorized<scalar_t>& bias, int64_t next_t0, int64_t next_nt) {
+    using Vec = Vectorized<scalar_t>;
+    constexpr int64_t W = Vec::size();
+    load_tile(a.u + b * a.u_sb, a.u_sd, d0, nvalid, t0, nt, u.data(), next_t0, next_nt);
+    load_tile(a.delta + b * a.delta_sb, a.delta_sd, d0, nvalid, t0, nt, raw.data(), next_t0, next_nt);
+    if (a.z != nullptr) load_tile(a.z + b * a.z_sb, a.z_sd, d0, nvalid, t0, nt, z.data(), next_t0, next_nt);
+    for (int64_t t = 0; t < nt; ++t) {
+      Vec r = Vec::loadu(raw.data() + t * W) + bias;
+      r.store(raw.data() + t * W);
+      (a.softplus ? vsoftplus(r) : r).store(dt.data() + t * W);
+    }
+  }
+};
+
+// Forward for one (batch item, channel block). kN > 0 fixes the state size at compile time so the
+// state stays in registers; kN == 0 handles any size.
+template <typename scalar_t, int64_t kN>
+void forward_block(const ScanArgs<scalar_t>& a, int64_t b, int64_t blk, ChunkTiles<scalar_t>& tiles,
+                   std::vector<scalar_t>& ybuf, scalar_t* out, scalar_t* ckpt, scalar_t* last_state) {
+  using Vec = Vectorized<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  const int64_t N = kN > 0 ? kN : a.nstate;
+  const int64_t L = a.len;
+  const int64_t d0 = blk * W;
+  const int64_t nvalid = std::min<int64_t>(W, a.dim - d0);
+  const int64_t nchunk = (L + kChunk - 1) / kChunk;
+
+  const auto A_v = load_A<scalar_t, kN>(a.A, N, d0, nvalid);
+  StateVecs<Vec, kN> h(N, Vec(scalar_t(0)));
+  const Vec D_v = load_channels(a.D, d0, nvalid, scalar_t(0));
+  const Vec bias_v = load_channels(a.delta_bias, d0, nvalid, scalar_t(0));
+  const scalar_t* Bb = a.B + b * a.B_sb;
+  const scalar_t* Cb = a.C + b * a.C_sb;
+  const int64_t nblk = (a.dim + W - 1) / W;
+
+  for (int64_t c = 0; c < nchunk; ++c) {
+    const int64_t t0 = c * kChunk;
+    const int64_t nt = std::min(kChunk, L - t0);
+    const int64_t next_nt = std::max<int64_t>(0, std::min(kChunk, L - t0 - kChunk));
+    tiles.load(a, b, d0, nvalid, t0, nt, bias_v, t0 + kChunk, next_nt);
+    if (ckpt != nullptr) {
+      scalar_t* dst = ckpt + (((b * nblk + blk) * nchunk + c) * N) * W;
+      for (int64_t n = 0; n < N; ++n) h[n].store(dst + n * W);
+    }
+    for (int64_t t = 0; t < nt; ++t) {
+      const Vec x = Vec::loadu(tiles.u.data() + t * W);
+      const Vec dt = Vec::loadu(tiles.dt.data() + t * W);
+      const Vec dtx = dt * x;
+      Vec y = D_v * x;
+      const scalar_t* Bt = Bb + t0 + t;
+      const scalar_t* Ct = Cb + t0 + t;
+      for (int64_t n = 0; n < N; ++n) {
+        const Vec decay = vexp(dt * A_v[n]);
+        h[n] = at::vec::fmadd(decay, h[n], dtx * Vec(Bt[n * a.B_sn]));
+        y = at::vec::fmadd(h[n], Vec(Ct[n * a.C_sn]), y);
+      }
+      if (a.z != nullptr) {
+        const Vec zt = Vec::loadu(tiles.z.data() + t * W);
+        y = y * zt * vsigmoid(zt);
+      }
+      y.store(ybuf.data() + t * W);
+    }
+    store_tile(ybuf.data(), d0, nvalid, t0, nt, out + b * a.dim * L, L);
+  }
+  if (last_state != nullptr) {
+    for (int64_t n = 0; n < N; ++n) {
+      alignas(64) scalar_t col[W];
+      h[n].store(col);
+      for (int64_t w = 0; w < nvalid; ++w) last_state[(b * a.dim + d0 + w) * N + n] = col[w];
+    }
+  }
+}
+
+// Gradient buffers shared by the tasks. dB/dC are sums over channels, so each thread accumulates
+// its own copy (summed at the end); dA/dD/dbias are per (batch, channel), so no task shares them.
+template <typename scalar_t>
+struct GradArgs {
+  const scalar_t* dout = nullptr;
+  int64_t dout_sb = 0, dout_sd = 0;
+  scalar_t* du = nullptr;
+  scalar_t* ddelta = nullptr;
+  scalar_t* dz = nullptr;
+  scalar_t* dA_part = nullptr;     // (batch, dim, nstate)
+  scalar_t* dD_part = nullptr;     // (batch, dim)
+  scalar_t* dbias_part = nullptr;  // (batch, dim)
+  scalar_t* dB_thread = nullptr;   // (threads, batch, nstate, len)
+  scalar_t* dC_thread = nullptr;
+};
+
+template <typename scalar_t, int64_t kN>
+void backward_block(const ScanArgs<scalar_t>& a, const GradArgs<scalar_t>& g, const scalar_t* ckpt,
+                    int64_t b, int64_t blk, ChunkTiles<scalar_t>& tiles, std::vector<scalar_t>& work,
+                    std::vector<scalar_t>& decays, std::vector<scalar_t>& states, int64_t thread) {
+  using Vec = Vectorized<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  const int64_t N = kN > 0 ? kN : a.nstate;
+  const int64_t L = a.len;
+  const int64_t d0 = blk * W;
+  const int64_t nvalid = std::min<int64_t>(W, a.dim - d0);
+  const int64_t nchunk = (L + kChunk - 1) / kChunk;
+  const int64_t nblk = (a.dim + W - 1) / W;
+  const bool has_z = a.z != nullptr;
+
+  const auto A_v = load_A<scalar_t, kN>(a.A, N, d0, nvalid);
+  StateVecs<Vec, kN> h(N, Vec(scalar_t(0))), dh(N, Vec(scalar_t(0))), dA_acc(N, Vec(scalar_t(0)));
+  const Vec D_v = load_channels(a.D, d0, nvalid, scalar_t(0));
+  const Vec bias_v = load_channels(a.delta_bias, d0, nvalid, scalar_t(0));
+  Vec dD_acc(scalar_t(0)), dbias_acc(scalar_t(0));
+  const scalar_t* Bb = a.B + b * a.B_sb;
+  const scalar_t* Cb = a.C + b * a.C_sb;
+  scalar_t* dBb = g.dB_thread + (thread * a.batch + b) * N * L;
+  scalar_t* dCb = g.dC_thread + (thread * a.batch + b) * N * L;
+  // work tiles: dout (becomes du), ddelta, dz, y
+  scalar_t* dout_t = work.data();
+  scalar_t* ddt_t = dout_t + kChunk * W;
+  scalar_t* dz_t = ddt_t + kChunk * W;
+  scalar_t* y_t = dz_t + kChunk * W;
+
+  for (int64_t c = nchunk - 1; c >= 0; --c) {
+    const int64_t t0 = c * kChunk;
+    const int64_t nt = std::min(kChunk, L - t0);
+    const int64_t prev_nt = c > 0 ? kChunk : 0;  // chunks are walked backwards
+    tiles.load(a, b, d0, nvalid, t0, nt, bias_v, t0 - prev_nt, prev_nt);
+    load_tile(g.dout + b * g.dout_sb, g.dout_sd, d0, nvalid, t0, nt, dout_t, t0 - prev_nt, prev_nt);
+
+    // Recompute the chunk: states[t+1][n] = h_t, states[0][n] = the checkpoint (h before the chunk).
+    const scalar_t* src = ckpt + (((b * nblk + blk) * nchunk + c) * N) * W;
+    for (int64_t n = 0; n < N; ++n) {
+      h[n] = Vec::loadu(src + n * W);
+      h[n].store(states.data() + n * W);
+    }
+    for (int64_t t = 0; t < nt; ++t) {
+      const Vec x = Vec::loadu(tiles.u.data() + t * W);
+      const Vec dt = Vec::loadu(tiles.dt.data() + t * W);
+      const Vec dtx = dt * x;
+      Vec y = D_v * x;
+      const scalar_t* Bt = Bb + t0 + t;
+      const scalar_t* Ct = Cb + t0 + t;
+      scalar_t* dec = decays.data() + t * N * W;
+      scalar_t* st = states.data() + (t + 1) * N * W;
+      for (int64_t n = 0; n < N; ++n) {
+        const Vec decay = vexp(dt * A_v[n]);
+        h[n] = at::vec::fmadd(decay, h[n], dtx * Vec(Bt[n * a.B_sn]));
+        decay.store(dec + n * W);
+        h[n].store(st + n * W);
+        if (has_z) y = at::vec::fmadd(h[n], Vec(Ct[n * a.C_sn]), y);
+      }
+      if (has_z) y.store(y_t + t * W);
+    }
+
+    // Adjoint recurrence, last step first. dh[n] carries dL/dh_t from later steps.
+    for (int64_t t = nt - 1; t >= 0; --t) {
+      const Vec x = Vec::loadu(tiles.u.data() + t * W);
+      const Vec dt = Vec::loadu(tiles.dt.data() + t * W);
+      Vec gy = Vec::loadu(dout_t + t * W);  // dL/dy_t
+      if (has_z) {
+        const Vec zt = Vec::loadu(tiles.z.data() + t * W);
+        const Vec sig = vsigmoid(zt);
+        const Vec one(scalar_t(1));
+        const Vec dsilu = sig * (one + zt * (one - sig));
+        (gy * Vec::loadu(y_t + t * W) * dsilu).store(dz_t + t * W);
+        gy = gy * zt * sig;
+      }
+      dD_acc = at::vec::fmadd(gy, x, dD_acc);
+      Vec du = D_v * gy;
+      Vec ddt(scalar_t(0));
+      const Vec dtx = dt * x;
+      const scalar_t* Bt = Bb + t0 + t;
+      const scalar_t* Ct = Cb + t0 + t;
+      const scalar_t* dec = decays.data() + t * N * W;
+      const scalar_t* st = states.data() + (t + 1) * N * W;
+      const scalar_t* st_prev = states.data() + t * N * W;
+      for (int64_t n = 0; n < N; ++n) {
+        const Vec Bn(Bt[n * a.B_sn]);
+        const Vec Cn(Ct[n * a.C_sn]);
+        const Vec hn = Vec::loadu(st + n * W);
+        const Vec decay = Vec::loadu(dec + n * W);
+        dCb[n * L + t0 + t] += at::vec::vec_reduce_all<scalar_t>(std::plus<Vec>(), gy * hn);
+        const Vec dhn = at::vec::fmadd(gy, Cn, dh[n]);   // total dL/dh_t
+        const Vec dlog = dhn * Vec::loadu(st_prev + n * W) * decay;  // dL/d(dt*A)
+        ddt = at::vec::fmadd(dlog, A_v[n], at::vec::fmadd(dhn * Bn, x, ddt));
+        dA_acc[n] = at::vec::fmadd(dlog, dt, dA_acc[n]);
+        du = at::vec::fmadd(dhn, Bn * dt, du);
+        dBb[n * L + t0 + t] += at::vec::vec_reduce_all<scalar_t>(std::plus<Vec>(), dhn * dtx);
+        dh[n] = dhn * decay;
+      }
+      if (a.softplus) ddt = ddt * vsoftplus_grad(Vec::loadu(tiles.raw.data() + t * W));
+      dbias_acc = dbias_acc + ddt;
+      du.store(dout_t + t * W);
+      ddt.store(ddt_t + t * W);
+    }
+    store_tile(dout_t, d0, nvalid, t0, nt, g.du + b * a.dim * L, L);
+    store_tile(ddt_t, d0, nvalid, t0, nt, g.ddelta + b * a.dim * L, L);
+    if (has_z) store_tile(dz_t, d0, nvalid, t0, nt, g.dz + b * a.dim * L, L);
+  }
+
+  alignas(64) scalar_t col[W];
+  for (int64_t n = 0; n < N; ++n) {
+    dA_acc[n].store(col);
+    for (int64_t w = 0; w < nvalid; ++w) g.dA_part[(b * a.dim + d0 + w) * N + n] = col[w];
+  }
+  dD_acc.store(col);
+  for (int64_t w = 0; w < nvalid; ++w) g.dD_part[b * a.dim + d0 + w] = col[w];
+  dbias_acc.store(col);
+  for (int64_t w = 0; w < nvalid; ++w) g.dbias_part[b * a.dim + d0 + w] = col[w];
+}
+
+void check_inputs(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& B,
+                  const at::Tensor& C, const c10::optional<at::Tensor>& D, const c10::optional<at::Tensor>& z,
+                  const c10::optional<at::Tensor>& delta_bias) {
+  TORCH_CHECK(u.device().is_cpu(), "selective_scan cpu backend: u must be a CPU tensor");
+  TORCH_CHECK(u.dim() == 3 && delta.sizes() == u.sizes(), "u and delta must be (batch, dim, len)");
+  const auto batch = u.size(0), dim = u.size(1), len = u.size(2);
+  TORCH_CHECK(A.dim() == 2 && A.size(0) == dim, "A must be (dim, nstate)");
+  const auto nstate = A.size(1);
+  TORCH_CHECK(B.dim() == 3 && B.size(0) == batch && B.size(1) == nstate && B.size(2) == len,
+              "B must be (batch, nstate, len)");
+  TORCH_CHECK(C.sizes() == B.sizes(), "C must be (batch, nstate, len)");
+  auto same = [&](const at::Tensor& t, const char* name) {
+    TORCH_CHECK(t.scalar_type() == u.scalar_type(), name, " must have the dtype of u");
+    TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor");
+  };
+  for (auto* t : {&delta, &A, &B, &C}) same(*t, "every input");
+  TORCH_CHECK(u.stride(2) == 1 && delta.stride(2) == 1 && B.stride(2) == 1 && C.stride(2) == 1,
+              "time must be the innermost (stride 1) dimension");
+  TORCH_CHECK(A.is_contiguous(), "A must be contiguous");
+  if (D) { same(*D, "D"); TORCH_CHECK(D->dim() == 1 && D->size(0) == dim && D->is_contiguous(), "D must be (dim,)"); }
+  if (delta_bias) {
+    same(*delta_bias, "delta_bias");
+    TORCH_CHECK(delta_bias->dim() == 1 && delta_bias->size(0) == dim && delta_bias->is_contiguous(),
+                "delta_bias must be (dim,)");
+  }
+  if (z) { same(*z, "z"); TORCH_CHECK(z->sizes() == u.sizes() && z->stride(2) == 1, "z must be (batch, dim, len)"); }
+}
+
+template <typename scalar_t>
+ScanArgs<scalar_t> make_args(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
+                             const at::Tensor& B, const at::Tensor& C, const c10::optional<at::Tensor>& D,
+                             const c10::optional<at::Tensor>& z, const c10::optional<at::Tensor>& delta_bias,
+                             bool softplus) {
+  ScanArgs<scalar_t> a;
+  a.batch = u.size(0);
+  a.dim = u.size(1);
+  a.len = u.size(2);
+  a.nstate = A.size(1);
+  a.u = u.data_ptr<scalar_t>();
+  a.delta = delta.data_ptr<scalar_t>();
+  a.A = A.data_ptr<scalar_t>();
+  a.B = B.data_ptr<scalar_t>();
+  a.C = C.data_ptr<scalar_t>();
+  a.D = D ? D->data_ptr<scalar_t>() : nullptr;
+  a.z = z ? z->data_ptr<scalar_t>() : nullptr;
+  a.delta_bias = delta_bias ? delta_bias->data_ptr<scalar_t>() : nullptr;
+  a.u_sb = u.stride(0);
+  a.u_sd = u.stride(1);
+  a.delta_sb = delta.stride(0);
+  a.delta_sd = delta.stride(1);
+  if (z) {
+    a.z_sb = z->stride(0);
+    a.z_sd = z->stride(1);
+  }
+  a.B_sb = B.stride(0);
+  a.B_sn = B.stride(1);
+  a.C_sb = C.stride(0);
+  a.C_sn = C.stride(1);
+  a.softplus = softplus;
+  return a;
+}
+
+template <typename scalar_t>
+int64_t block_count(int64_t dim) {
+  constexpr int64_t W = Vectorized<scalar_t>::size();
+  return (dim + W - 1) / W;
+}
+
+// Grain: one task per (batch, block); parallel_for splits them evenly over the threads.
+template <typename scalar_t, typename Fn>
+void for_each_block(int64_t batch, int64_t dim, Fn&& fn) {
+  const int64_t nblk = block_count<scalar_t>(dim);
+  at::parallel_for(0, batch * nblk, 1, [&](int64_t begin, int64_t end) { fn(begin, end, nblk); });
+}
+
+}  // namespace
+
+// Returns (out, checkpoints, last_state); checkpoints is empty unless save_checkpoints,
+// last_state is empty unless return_last_state.
+std::vector<at::Tensor> scan_forward(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
+                                     const at::Tensor& B, const at::Tensor& C, const c10::optional<at::Tensor>& D,
+                                     const c10::optional<at::Tensor>& z,
+                                     const c10::optional<at::Tensor>& delta_bias, bool softplus,
+                                     bool save_checkpoints, bool return_last_state) {
+  check_inputs(u, delta, A, B, C, D, z, delta_bias);
+  const auto batch = u.size(0), dim = u.size(1), len = u.size(2), nstate = A.size(1);
+  at::Tensor out = at::empty({batch, dim, len}, u.options());
+  at::Tensor ckpt, last;
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_cpu_forward", [&] {
+    constexpr int64_t W = Vectorized<scalar_t>::size();
+    const auto args = make_args<scalar_t>(u, delta, A, B, C, D, z, delta_bias, softplus);
+    const int64_t nchunk = (len + kChunk - 1) / kChunk;
+    const int64_t nblk = block_count<scalar_t>(dim);
+    if (save_checkpoints) ckpt = at::empty({batch, nblk, nchunk, nstate, W}, u.options());
+    if (return_last_state) last = at::empty({batch, dim, nstate}, u.options());
+    scalar_t* ckpt_p = save_checkpoints ? ckpt.data_ptr<scalar_t>() : nullptr;
+    scalar_t* last_p = return_last_state ? last.data_ptr<scalar_t>() : nullptr;
+    scalar_t* out_p = out.data_ptr<scalar_t>();
+    for_each_block<scalar_t>(batch, dim, [&](int64_t begin, int64_t end, int64_t nb) {
+      ChunkTiles<scalar_t> tiles(z.has_value());
+      std::vector<scalar_t> ybuf(kChunk * W);
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t b = task / nb, blk = task % nb;
+        if (nstate == kMaxStaticState)
+          forward_block<scalar_t, kMaxStaticState>(args, b, blk, tiles, ybuf, out_p, ckpt_p, last_p);
+        else
+          forward_block<scalar_t, 0>(args, b, blk, tiles, ybuf, out_p, ckpt_p, last_p);
+      }
+    });
+  });
+  return {out, ckpt, last};
+}
+
+// Returns (du, ddelta, dA, dB, dC, dD, dz, ddelta_bias); entries for absent optional inputs are empty.
+std::vector<at::Tensor> scan_backward(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
+                                      const at::Tensor& B, const at::Tensor& C,
+                                      const c10::optional<at::Tensor>& D, const c10::optional<at::Tensor>& z,
+                                      const c10::optional<at::Tensor>& delta_bias, bool softplus,
+                                      const at::Tensor& checkpoints, const at::Tensor& dout) {
+  check_inputs(u, delta, A, B, C, D, z, delta_bias);
+  TORCH_CHECK(dout.sizes() == u.sizes() && dout.stride(2) == 1 && dout.scalar_type() == u.scalar_type(),
+              "dout must be (batch, dim, len) with the dtype of u");
+  const auto batch = u.size(0), dim = u.size(1), len = u.size(2), nstate = A.size(1);
+  const int64_t threads = at::get_num_threads();
+  auto opts = u.options();
+  at::Tensor du = at::empty({batch, dim, len}, opts);
+  at::Tensor ddelta = at::empty({batch, dim, len}, opts);
+  at::Tensor dz = z ? at::empty({batch, dim, len}, opts) : at::Tensor();
+  at::Tensor dA_part = at::empty({batch, dim, nstate}, opts);
+  at::Tensor dD_part = at::empty({batch, dim}, opts);
+  at::Tensor dbias_part = at::empty({batch, dim}, opts);
+  at::Tensor dB_thread = at::zeros({threads, batch, nstate, len}, opts);
+  at::Tensor dC_thread = at::zeros({threads, batch, nstate, len}, opts);
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_cpu_backward", [&] {
+    constexpr int64_t W = Vectorized<scalar_t>::size();
+    const auto args = make_args<scalar_t>(u, delta, A, B, C, D, z, delta_bias, softplus);
+    GradArgs<scalar_t> g;
+    g.dout = dout.data_ptr<scalar_t>();
+    g.dout_sb = dout.stride(0);
+    g.dout_sd = dout.stride(1);
+    g.du = du.data_ptr<scalar_t>();
+    g.ddelta = ddelta.data_ptr<scalar_t>();
+    g.dz = z ? dz.data_ptr<scalar_t>() : nullptr;
+    g.dA_part = dA_part.data_ptr<scalar_t>();
+    g.dD_part = dD_part.data_ptr<scalar_t>();
+    g.dbias_part = dbias_part.data_ptr<scalar_t>();
+    g.dB_thread = dB_thread.data_ptr<scalar_t>();
+    g.dC_thread = dC_thread.data_ptr<scalar_t>();
+    const scalar_t* ckpt_p = checkpoints.data_ptr<scalar_t>();
+    for_each_block<scalar_t>(batch, dim, [&](int64_t begin, int64_t end, int64_t nb) {
+      const int64_t thread = at::get_thread_num();
+      TORCH_CHECK(thread < threads, "selective_scan cpu backend: thread index out of range");
+      ChunkTiles<scalar_t> tiles(z.has_value());
+      std::vector<scalar_t> work(4 * kChunk * W);
+      std::vector<scalar_t> decays(kChunk * nstate * W);
+      std::vector<scalar_t> states((kChunk + 1) * nstate * W);
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t b = task / nb, blk = task % nb;
+        if (nstate == kMaxStaticState)
+          backward_block<scalar_t, kMaxStaticState>(args, g, ckpt_p, b, blk, tiles, work, decays, states, thread);
+        else
+          backward_block<scalar_t, 0>(args, g, ckpt_p, b, blk, tiles, work, decays, states, thread);
+      }
+    });
+  });
+  at::Tensor dA = dA_part.sum(0);
+  at::Tensor dB = dB_thread.sum(0);
+  at::Tensor dC = dC_thread.sum(0);
+  at::Tensor dD = D ? dD_part.sum(0) : at::Tensor();
+  at::Tensor dbias = delta_bias ? dbias_part.sum(0) : at::Tensor();
+  return {du, ddelta, dA, dB, dC, dD, dz, dbias};
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "sepmamba_sb selective scan, CPU kernels";
+  m.def("forward", &scan_forward, "selective scan forward (CPU)");
+  m.def("backward", &scan_backward, "selective scan backward (CPU)");
+  m.attr("chunk") = kChunk;
+}

@@ -1,0 +1,193 @@
+"""One selective-scan entry point over three backends.
+
+``selective_scan`` has mamba-ssm's ``selective_scan_fn`` signature and semantics (real ``A``,
+input-dependent ``B`` and ``C``), plus a ``backend`` argument:
+
+- ``"mamba_ssm"``: mamba-ssm's fused CUDA kernel (CUDA tensors, mamba-ssm installed);
+- ``"cpu"``: our C++ kernel (CPU tensors, a C++ compiler on first use);
+- ``"reference"``: a pure-PyTorch loop (any device; slow on long inputs).
+
+``backend=None`` picks, for the tensors' device, the first of those that works here (CUDA:
+mamba_ssm, then reference; CPU: cpu, then reference). The environment variable
+``SEPMAMBA_SCAN_BACKEND`` overrides that automatic choice (an explicit ``backend`` argument wins over
+both). Asking for a backend that cannot run raises a ``RuntimeError`` that says what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import torch
+
+from sepmamba_sb.ops import cpu_kernel, mamba_ssm_kernels
+from sepmamba_sb.ops.reference import selective_scan_reference
+
+BACKENDS = ("mamba_ssm", "cpu", "reference")
+ENV_VAR = "SEPMAMBA_SCAN_BACKEND"
+_fallback_warned: set[str] = set()
+
+
+def _unavailable_reason(name: str, device: torch.device | None = None) -> str | None:
+    """Why backend ``name`` cannot run (on ``device``, if given), or ``None`` if it can."""
+    if name == "reference":
+        return None
+    if name == "cpu":
+        if device is not None and device.type != "cpu":
+            return f"the cpu backend needs CPU tensors, got tensors on {device}"
+        return cpu_kernel.build_error()
+    if device is not None and device.type != "cuda":
+        return f"the mamba_ssm backend needs CUDA tensors, got tensors on {device}"
+    return mamba_ssm_kernels.unavailable_reason()
+
+
+def backend_status() -> dict[str, str | None]:
+    """Say, for each backend, why it cannot run on this machine (``None``: it can).
+
+    Checking ``"cpu"`` builds the C++ kernel if it is not built yet (about a minute, once).
+
+    Returns
+    -------
+    dict
+        ``{"mamba_ssm": reason or None, "cpu": ..., "reference": None}``.
+    """
+    return {name: _unavailable_reason(name) for name in BACKENDS}
+
+
+def available_backends() -> list[str]:
+    """List the backends that work on this machine, fastest first.
+
+    Returns
+    -------
+    list of str
+        A subset of ``["mamba_ssm", "cpu", "reference"]``.
+    """
+    return [name for name, reason in backend_status().items() if reason is None]
+
+
+def resolve_backend(backend: str | None, device: torch.device) -> str:
+    """Name the backend that ``selective_scan`` will use for tensors on ``device``.
+
+    Parameters
+    ----------
+    backend : str or None
+        An explicit choice, or ``None`` for ``$SEPMAMBA_SCAN_BACKEND``, else the fastest that works.
+    device : torch.device
+        Where the tensors are.
+
+    Returns
+    -------
+    str
+        One of ``BACKENDS``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend name.
+    RuntimeError
+        If the requested backend cannot run here, saying what is missing.
+    """
+    requested, origin = backend, "backend argument"
+    if requested is None and os.environ.get(ENV_VAR):
+        requested, origin = os.environ[ENV_VAR], f"${ENV_VAR}"
+    if requested is not None:
+        if requested not in BACKENDS:
+            raise ValueError(f"unknown selective-scan backend {requested!r} ({origin}); choose from {BACKENDS}")
+        reason = _unavailable_reason(requested, device)
+        if reason is not None:
+            raise RuntimeError(f"selective-scan backend {requested!r} ({origin}) is unavailable: {reason}")
+        return requested
+    preferred = "mamba_ssm" if device.type == "cuda" else "cpu"
+    reason = _unavailable_reason(preferred, device) if device.type in ("cuda", "cpu") else "no kernel"
+    if reason is None:
+        return preferred
+    if device.type in ("cuda", "cpu") and preferred not in _fallback_warned:
+        _fallback_warned.add(preferred)
+        warnings.warn(
+            f"selective_scan: falling back to the pure-PyTorch reference backend on {device.type} "
+            f"because {reason}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return "reference"
+
+
+def _check(u, delta, A, B, C, D, z, delta_bias) -> None:
+    """Raise a ValueError naming the argument whose shape, dtype or device is wrong."""
+    if u.dim() != 3:
+        raise ValueError(f"selective_scan: u must be (batch, dim, len), got shape {tuple(u.shape)}")
+    batch, dim, length = u.shape
+    if A.dim() != 2 or A.shape[0] != dim:
+        raise ValueError(f"selective_scan: A must be (dim={dim}, nstate), got shape {tuple(A.shape)}")
+    if A.is_complex():
+        raise ValueError("selective_scan: complex A is not supported (Mamba-1 uses real A)")
+    expected = {
+        "delta": (delta, (batch, dim, length)),
+        "B": (B, (batch, A.shape[1], length)),
+        "C": (C, (batch, A.shape[1], length)),
+        "D": (D, (dim,)),
+        "z": (z, (batch, dim, length)),
+        "delta_bias": (delta_bias, (dim,)),
+    }
+    for name, (tensor, shape) in expected.items():
+        if tensor is None:
+            continue
+        if tuple(tensor.shape) != shape:
+            raise ValueError(
+                f"selective_scan: {name} must have shape {shape} (u is {tuple(u.shape)}, A is "
+                f"{tuple(A.shape)}), got {tuple(tensor.shape)}"
+            )
+        if tensor.device != u.device:
+            raise ValueError(f"selective_scan: {name} is on {tensor.device} but u is on {u.device}")
+        if not tensor.is_floating_point():
+            raise ValueError(f"selective_scan: {name} must be floating point, got {tensor.dtype}")
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                   return_last_state=False, backend=None):
+    """Mamba-1 selective scan, as mamba-ssm's ``selective_scan_fn``; differentiable.
+
+    ``delta' = softplus(delta + delta_bias)`` (each part optional), then for every step t
+    ``h_t = exp(delta'_t A) h_{t-1} + delta'_t B_t u_t``, ``y_t = C_t . h_t + D u_t`` and, with ``z``,
+    ``out_t = y_t * silu(z_t)``; ``h_0 = 0``. Computed in float32 (float64 for float64 inputs).
+
+    Parameters
+    ----------
+    u : torch.Tensor
+        Input, (batch, dim, len).
+    delta : torch.Tensor
+        Step sizes before bias and softplus, (batch, dim, len).
+    A : torch.Tensor
+        State matrix (diagonal per channel), (dim, nstate), real.
+    B, C : torch.Tensor
+        Input and output projections, (batch, nstate, len).
+    D : torch.Tensor, optional
+        Skip connection, (dim,).
+    z : torch.Tensor, optional
+        Gate, (batch, dim, len).
+    delta_bias : torch.Tensor, optional
+        Added to ``delta``, (dim,).
+    delta_softplus : bool
+        Apply softplus (threshold 20, as mamba-ssm) to ``delta + delta_bias``.
+    return_last_state : bool
+        Also return the final state (batch, dim, nstate), not differentiable.
+    backend : str, optional
+        ``"mamba_ssm"``, ``"cpu"`` or ``"reference"``; ``None`` chooses (see the module docstring).
+
+    Returns
+    -------
+    torch.Tensor or tuple of torch.Tensor
+        ``out`` (batch, dim, len) in ``u``'s dtype; with ``return_last_state``, ``(out, last_state)``.
+    """
+    _check(u, delta, A, B, C, D, z, delta_bias)
+    name = resolve_backend(backend, u.device)
+    if name == "cpu":
+        scan = cpu_kernel.selective_scan_cpu
+    elif name == "mamba_ssm":
+        scan = mamba_ssm_kernels.mamba_kernels().selective_scan_fn
+        A = A.float()
+        D = None if D is None else D.float()
+        delta_bias = None if delta_bias is None else delta_bias.float()
+    else:
+        scan = selective_scan_reference
+    return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
