@@ -1,0 +1,52 @@
+"""SepMamba's bidirectional Mamba layer."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from sepmamba_sb.nnet.block import MambaStack
+
+
+class BiMamba(nn.Module):
+    """Forward and backward stacks of Mamba blocks, summed (SepMamba's ``MambaLayer``).
+
+    The forward stack reads the sequence as is; the backward stack, with its own weights, reads it
+    reversed in time and its output is reversed back. Each stack returns ``hidden + residual``; the
+    layer returns the sum of the two, with no norm or projection after. With ``causal=True`` only the
+    forward stack exists, so output ``t`` depends on inputs ``<= t`` only.
+
+    State-dict keys follow the original: ``forward_mamba_block.mamba_blocks.{i}.mixer.*``,
+    ``...norm.*`` and the same under ``backward_mamba_block``.
+
+    Parameters
+    ----------
+    d_model : int
+        Channels C.
+    num_blocks : int
+        Blocks per direction.
+    causal : bool
+        Forward direction only.
+    **block_kwargs
+        Passed to each :class:`sepmamba_sb.nnet.MambaBlock` (norm_epsilon, d_state, d_conv, expand, ...).
+
+    Example
+    -------
+    >>> layer = BiMamba(d_model=32, num_blocks=2)
+    >>> layer(torch.randn(2, 32, 100)).shape
+    torch.Size([2, 32, 100])
+    """
+
+    def __init__(self, d_model: int, num_blocks: int, causal: bool = False, **block_kwargs):
+        super().__init__()
+        self.causal = causal
+        self.forward_mamba_block = MambaStack(d_model, num_blocks, **block_kwargs)
+        self.backward_mamba_block = None if causal else MambaStack(d_model, num_blocks, **block_kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, C, len) -> (batch, C, len)."""
+        x = x.transpose(1, 2)
+        out = self.forward_mamba_block(x)
+        if self.backward_mamba_block is not None:
+            out = out + self.backward_mamba_block(x.flip(1)).flip(1)
+        return out.transpose(1, 2)

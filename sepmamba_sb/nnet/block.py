@@ -1,0 +1,115 @@
+"""Residual Mamba blocks as mamba-ssm 1.2's ``create_block`` builds them, and a stack of them."""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import torch
+import torch.nn as nn
+
+from sepmamba_sb.nnet.mamba import Mamba
+
+
+def mamba_init_weights(module: nn.Module, n_layer: int, initializer_range: float = 0.02,
+                       rescale_prenorm_residual: bool = True, n_residuals_per_layer: int = 1) -> None:
+    """mamba-ssm's ``_init_weights``, to be applied with ``model.apply(partial(..., n_layer=n))``.
+
+    Zeroes every ``nn.Linear`` bias not marked ``_no_reinit`` (so ``dt_proj.bias`` keeps its
+    special init), draws ``nn.Embedding`` weights from N(0, initializer_range), and, with
+    ``rescale_prenorm_residual``, re-draws each module's own ``out_proj.weight`` (or ``fc2.weight``)
+    kaiming-uniform(a=sqrt(5)) divided by ``sqrt(n_residuals_per_layer * n_layer)`` (GPT-2's scheme).
+
+    Parameters
+    ----------
+    module : nn.Module
+        The module ``apply`` visits.
+    n_layer : int
+        Number of residual blocks in the stack.
+    initializer_range : float
+        Std of embedding weights.
+    rescale_prenorm_residual : bool
+        Rescale the residual branch's output projection.
+    n_residuals_per_layer : int
+        1 for Mamba-only blocks (mamba-ssm 1.2), 2 with an MLP.
+    """
+    if isinstance(module, nn.Linear):
+        if module.bias is not None and not getattr(module.bias, "_no_reinit", False):
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=initializer_range)
+    if rescale_prenorm_residual:
+        for name, param in module.named_parameters():
+            if name in ("out_proj.weight", "fc2.weight"):
+                nn.init.kaiming_uniform_(param, a=math.sqrt(5))
+                with torch.no_grad():
+                    param /= math.sqrt(n_residuals_per_layer * n_layer)
+
+
+class MambaBlock(nn.Module):
+    """Add -> LayerNorm -> Mamba, with the residual carried separately (mamba-ssm 1.2 ``Block``).
+
+    State-dict keys are ``mixer.*`` and ``norm.*``.
+
+    Parameters
+    ----------
+    d_model : int
+        Channels.
+    norm_epsilon : float
+        LayerNorm epsilon (mamba-ssm's default 1e-5).
+    **mamba_kwargs
+        Passed to :class:`Mamba` (d_state, d_conv, expand, ...).
+    """
+
+    def __init__(self, d_model: int, norm_epsilon: float = 1e-5, **mamba_kwargs):
+        super().__init__()
+        self.mixer = Mamba(d_model, **mamba_kwargs)
+        self.norm = nn.LayerNorm(d_model, eps=norm_epsilon)
+
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor | None = None):
+        """``residual = hidden_states + residual``; ``hidden_states = mixer(norm(residual))``.
+
+        Parameters
+        ----------
+        hidden_states : torch.Tensor
+            (batch, len, d_model).
+        residual : torch.Tensor, optional
+            (batch, len, d_model); ``None`` for the first block.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``(hidden_states, residual)``, each (batch, len, d_model).
+        """
+        residual = hidden_states if residual is None else hidden_states + residual
+        hidden_states = self.mixer(self.norm(residual.to(dtype=self.norm.weight.dtype)))
+        return hidden_states, residual
+
+
+class MambaStack(nn.Module):
+    """``num_blocks`` residual :class:`MambaBlock` s (keys ``mamba_blocks.{i}.*``) initialised with
+    :func:`mamba_init_weights` (``n_layer=num_blocks``), returning ``hidden + residual``.
+
+    Parameters
+    ----------
+    d_model : int
+        Channels.
+    num_blocks : int
+        Number of blocks.
+    **block_kwargs
+        Passed to :class:`MambaBlock`.
+    """
+
+    def __init__(self, d_model: int, num_blocks: int, **block_kwargs):
+        super().__init__()
+        if num_blocks < 1:
+            raise ValueError(f"MambaStack: num_blocks must be >= 1, got {num_blocks}")
+        self.mamba_blocks = nn.ModuleList(MambaBlock(d_model, **block_kwargs) for _ in range(num_blocks))
+        self.apply(partial(mamba_init_weights, n_layer=num_blocks))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, len, d_model) -> (batch, len, d_model)."""
+        hidden, residual = x, None
+        for block in self.mamba_blocks:
+            hidden, residual = block(hidden, residual)
+        return hidden + residual
