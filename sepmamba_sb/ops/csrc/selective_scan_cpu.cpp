@@ -181,62 +181,91 @@ struct ChunkTiles {
   }
 };
 
-// Forward for one (batch item, channel block). kN > 0 fixes the state size at compile time so the
-// state stays in registers; kN == 0 handles any size.
+// Scatters the first nvalid lanes of v to dst[0], dst[stride], ... (one value per channel).
+template <typename scalar_t>
+void store_lanes(const Vectorized<scalar_t>& v, scalar_t* dst, int64_t stride, int64_t nvalid) {
+  alignas(64) scalar_t col[Vectorized<scalar_t>::size()];
+  v.store(col);
+  for (int64_t w = 0; w < nvalid; ++w) dst[w * stride] = col[w];
+}
+
+// One task: batch item b, channels [d0, d0 + nvalid), with the per-channel parameters as lanes.
+// kN > 0 fixes the state size at compile time so that the state stays in registers; kN == 0 is any.
+template <typename scalar_t, int64_t kN>
+struct Block {
+  using Vec = Vectorized<scalar_t>;
+  static constexpr int64_t W = Vec::size();
+  const ScanArgs<scalar_t>& a;
+  const int64_t b, blk, d0, nvalid, N, nchunk;
+  const StateVecs<Vec, kN> A;
+  const Vec D, bias;
+  const scalar_t* const Bb;
+  const scalar_t* const Cb;
+
+  Block(const ScanArgs<scalar_t>& args, int64_t b_, int64_t blk_)
+      : a(args), b(b_), blk(blk_), d0(blk_ * W), nvalid(std::min<int64_t>(W, args.dim - blk_ * W)),
+        N(kN > 0 ? kN : args.nstate), nchunk((args.len + kChunk - 1) / kChunk),
+        A(load_A<scalar_t, kN>(args.A, N, d0, nvalid)),
+        D(load_channels(args.D, d0, nvalid, scalar_t(0))),
+        bias(load_channels(args.delta_bias, d0, nvalid, scalar_t(0))),
+        Bb(args.B + b_ * args.B_sb), Cb(args.C + b_ * args.C_sb) {}
+
+  // Offset of chunk c's checkpoint in the (batch, blocks, chunks, nstate, W) checkpoint tensor.
+  int64_t checkpoint(int64_t c) const {
+    const int64_t nblk = (a.dim + W - 1) / W;
+    return (((b * nblk + blk) * nchunk + c) * N) * W;
+  }
+
+  // Step t (absolute) of the recurrence: h[n] = exp(dt A[n]) h[n] + dt x B_t[n] for every state,
+  // visit(n, decay) after each update. With kOutput, returns D x + <C_t, h> (else D x).
+  template <bool kOutput, typename Visit>
+  Vec step(StateVecs<Vec, kN>& h, const Vec& x, const Vec& dt, int64_t t, Visit&& visit) const {
+    const Vec dtx = dt * x;
+    Vec y = D * x;
+    const scalar_t* Bt = Bb + t;
+    const scalar_t* Ct = Cb + t;
+    for (int64_t n = 0; n < N; ++n) {
+      const Vec decay = vexp(dt * A[n]);
+      h[n] = at::vec::fmadd(decay, h[n], dtx * Vec(Bt[n * a.B_sn]));
+      visit(n, decay);
+      if (kOutput) y = at::vec::fmadd(h[n], Vec(Ct[n * a.C_sn]), y);
+    }
+    return y;
+  }
+};
+
 template <typename scalar_t, int64_t kN>
 void forward_block(const ScanArgs<scalar_t>& a, int64_t b, int64_t blk, ChunkTiles<scalar_t>& tiles,
                    std::vector<scalar_t>& ybuf, scalar_t* out, scalar_t* ckpt, scalar_t* last_state) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
-  const int64_t N = kN > 0 ? kN : a.nstate;
-  const int64_t L = a.len;
-  const int64_t d0 = blk * W;
-  const int64_t nvalid = std::min<int64_t>(W, a.dim - d0);
-  const int64_t nchunk = (L + kChunk - 1) / kChunk;
-
-  const auto A_v = load_A<scalar_t, kN>(a.A, N, d0, nvalid);
+  const Block<scalar_t, kN> blk_(a, b, blk);
+  const int64_t N = blk_.N, L = a.len;
   StateVecs<Vec, kN> h(N, Vec(scalar_t(0)));
-  const Vec D_v = load_channels(a.D, d0, nvalid, scalar_t(0));
-  const Vec bias_v = load_channels(a.delta_bias, d0, nvalid, scalar_t(0));
-  const scalar_t* Bb = a.B + b * a.B_sb;
-  const scalar_t* Cb = a.C + b * a.C_sb;
-  const int64_t nblk = (a.dim + W - 1) / W;
+  auto no_visit = [](int64_t, const Vec&) {};
 
-  for (int64_t c = 0; c < nchunk; ++c) {
+  for (int64_t c = 0; c < blk_.nchunk; ++c) {
     const int64_t t0 = c * kChunk;
     const int64_t nt = std::min(kChunk, L - t0);
     const int64_t next_nt = std::max<int64_t>(0, std::min(kChunk, L - t0 - kChunk));
-    tiles.load(a, b, d0, nvalid, t0, nt, bias_v, t0 + kChunk, next_nt);
+    tiles.load(a, b, blk_.d0, blk_.nvalid, t0, nt, blk_.bias, t0 + kChunk, next_nt);
     if (ckpt != nullptr) {
-      scalar_t* dst = ckpt + (((b * nblk + blk) * nchunk + c) * N) * W;
+      scalar_t* dst = ckpt + blk_.checkpoint(c);
       for (int64_t n = 0; n < N; ++n) h[n].store(dst + n * W);
     }
     for (int64_t t = 0; t < nt; ++t) {
       const Vec x = Vec::loadu(tiles.u.data() + t * W);
-      const Vec dt = Vec::loadu(tiles.dt.data() + t * W);
-      const Vec dtx = dt * x;
-      Vec y = D_v * x;
-      const scalar_t* Bt = Bb + t0 + t;
-      const scalar_t* Ct = Cb + t0 + t;
-      for (int64_t n = 0; n < N; ++n) {
-        const Vec decay = vexp(dt * A_v[n]);
-        h[n] = at::vec::fmadd(decay, h[n], dtx * Vec(Bt[n * a.B_sn]));
-        y = at::vec::fmadd(h[n], Vec(Ct[n * a.C_sn]), y);
-      }
+      Vec y = blk_.template step<true>(h, x, Vec::loadu(tiles.dt.data() + t * W), t0 + t, no_visit);
       if (a.z != nullptr) {
         const Vec zt = Vec::loadu(tiles.z.data() + t * W);
         y = y * zt * vsigmoid(zt);
       }
       y.store(ybuf.data() + t * W);
     }
-    store_tile(ybuf.data(), d0, nvalid, t0, nt, out + b * a.dim * L, L);
+    store_tile(ybuf.data(), blk_.d0, blk_.nvalid, t0, nt, out + b * a.dim * L, L);
   }
   if (last_state != nullptr) {
-    for (int64_t n = 0; n < N; ++n) {
-      alignas(64) scalar_t col[W];
-      h[n].store(col);
-      for (int64_t w = 0; w < nvalid; ++w) last_state[(b * a.dim + d0 + w) * N + n] = col[w];
-    }
+    for (int64_t n = 0; n < N; ++n) store_lanes(h[n], last_state + (b * a.dim + blk_.d0) * N + n, N, blk_.nvalid);
   }
 }
 
@@ -262,21 +291,12 @@ void backward_block(const ScanArgs<scalar_t>& a, const GradArgs<scalar_t>& g, co
                     std::vector<scalar_t>& decays, std::vector<scalar_t>& states, int64_t thread) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
-  const int64_t N = kN > 0 ? kN : a.nstate;
-  const int64_t L = a.len;
-  const int64_t d0 = blk * W;
-  const int64_t nvalid = std::min<int64_t>(W, a.dim - d0);
-  const int64_t nchunk = (L + kChunk - 1) / kChunk;
-  const int64_t nblk = (a.dim + W - 1) / W;
+  const Block<scalar_t, kN> blk_(a, b, blk);
+  const int64_t N = blk_.N, L = a.len, d0 = blk_.d0, nvalid = blk_.nvalid;
   const bool has_z = a.z != nullptr;
 
-  const auto A_v = load_A<scalar_t, kN>(a.A, N, d0, nvalid);
   StateVecs<Vec, kN> h(N, Vec(scalar_t(0))), dh(N, Vec(scalar_t(0))), dA_acc(N, Vec(scalar_t(0)));
-  const Vec D_v = load_channels(a.D, d0, nvalid, scalar_t(0));
-  const Vec bias_v = load_channels(a.delta_bias, d0, nvalid, scalar_t(0));
   Vec dD_acc(scalar_t(0)), dbias_acc(scalar_t(0));
-  const scalar_t* Bb = a.B + b * a.B_sb;
-  const scalar_t* Cb = a.C + b * a.C_sb;
   scalar_t* dBb = g.dB_thread + (thread * a.batch + b) * N * L;
   scalar_t* dCb = g.dC_thread + (thread * a.batch + b) * N * L;
   // work tiles: dout (becomes du), ddelta, dz, y
@@ -285,36 +305,32 @@ void backward_block(const ScanArgs<scalar_t>& a, const GradArgs<scalar_t>& g, co
   scalar_t* dz_t = ddt_t + kChunk * W;
   scalar_t* y_t = dz_t + kChunk * W;
 
-  for (int64_t c = nchunk - 1; c >= 0; --c) {
+  for (int64_t c = blk_.nchunk - 1; c >= 0; --c) {
     const int64_t t0 = c * kChunk;
     const int64_t nt = std::min(kChunk, L - t0);
     const int64_t prev_nt = c > 0 ? kChunk : 0;  // chunks are walked backwards
-    tiles.load(a, b, d0, nvalid, t0, nt, bias_v, t0 - prev_nt, prev_nt);
+    tiles.load(a, b, d0, nvalid, t0, nt, blk_.bias, t0 - prev_nt, prev_nt);
     load_tile(g.dout + b * g.dout_sb, g.dout_sd, d0, nvalid, t0, nt, dout_t, t0 - prev_nt, prev_nt);
 
     // Recompute the chunk: states[t+1][n] = h_t, states[0][n] = the checkpoint (h before the chunk).
-    const scalar_t* src = ckpt + (((b * nblk + blk) * nchunk + c) * N) * W;
+    const scalar_t* src = ckpt + blk_.checkpoint(c);
     for (int64_t n = 0; n < N; ++n) {
       h[n] = Vec::loadu(src + n * W);
       h[n].store(states.data() + n * W);
     }
     for (int64_t t = 0; t < nt; ++t) {
-      const Vec x = Vec::loadu(tiles.u.data() + t * W);
-      const Vec dt = Vec::loadu(tiles.dt.data() + t * W);
-      const Vec dtx = dt * x;
-      Vec y = D_v * x;
-      const scalar_t* Bt = Bb + t0 + t;
-      const scalar_t* Ct = Cb + t0 + t;
       scalar_t* dec = decays.data() + t * N * W;
       scalar_t* st = states.data() + (t + 1) * N * W;
-      for (int64_t n = 0; n < N; ++n) {
-        const Vec decay = vexp(dt * A_v[n]);
-        h[n] = at::vec::fmadd(decay, h[n], dtx * Vec(Bt[n * a.B_sn]));
+      auto keep = [&](int64_t n, const Vec& decay) {
         decay.store(dec + n * W);
         h[n].store(st + n * W);
-        if (has_z) y = at::vec::fmadd(h[n], Vec(Ct[n * a.C_sn]), y);
-      }
-      if (has_z) y.store(y_t + t * W);
+      };
+      const Vec x = Vec::loadu(tiles.u.data() + t * W);
+      const Vec dt = Vec::loadu(tiles.dt.data() + t * W);
+      if (has_z)
+        blk_.template step<true>(h, x, dt, t0 + t, keep).store(y_t + t * W);  // y before the gate, for dz
+      else
+        blk_.template step<false>(h, x, dt, t0 + t, keep);
     }
 
     // Adjoint recurrence, last step first. dh[n] carries dL/dh_t from later steps.
@@ -331,11 +347,11 @@ void backward_block(const ScanArgs<scalar_t>& a, const GradArgs<scalar_t>& g, co
         gy = gy * zt * sig;
       }
       dD_acc = at::vec::fmadd(gy, x, dD_acc);
-      Vec du = D_v * gy;
+      Vec du = blk_.D * gy;
       Vec ddt(scalar_t(0));
       const Vec dtx = dt * x;
-      const scalar_t* Bt = Bb + t0 + t;
-      const scalar_t* Ct = Cb + t0 + t;
+      const scalar_t* Bt = blk_.Bb + t0 + t;
+      const scalar_t* Ct = blk_.Cb + t0 + t;
       const scalar_t* dec = decays.data() + t * N * W;
       const scalar_t* st = states.data() + (t + 1) * N * W;
       const scalar_t* st_prev = states.data() + t * N * W;
@@ -347,7 +363,7 @@ void backward_block(const ScanArgs<scalar_t>& a, const GradArgs<scalar_t>& g, co
         dCb[n * L + t0 + t] += at::vec::vec_reduce_all<scalar_t>(std::plus<Vec>(), gy * hn);
         const Vec dhn = at::vec::fmadd(gy, Cn, dh[n]);   // total dL/dh_t
         const Vec dlog = dhn * Vec::loadu(st_prev + n * W) * decay;  // dL/d(dt*A)
-        ddt = at::vec::fmadd(dlog, A_v[n], at::vec::fmadd(dhn * Bn, x, ddt));
+        ddt = at::vec::fmadd(dlog, blk_.A[n], at::vec::fmadd(dhn * Bn, x, ddt));
         dA_acc[n] = at::vec::fmadd(dlog, dt, dA_acc[n]);
         du = at::vec::fmadd(dhn, Bn * dt, du);
         dBb[n * L + t0 + t] += at::vec::vec_reduce_all<scalar_t>(std::plus<Vec>(), dhn * dtx);
@@ -363,15 +379,9 @@ void backward_block(const ScanArgs<scalar_t>& a, const GradArgs<scalar_t>& g, co
     if (has_z) store_tile(dz_t, d0, nvalid, t0, nt, g.dz + b * a.dim * L, L);
   }
 
-  alignas(64) scalar_t col[W];
-  for (int64_t n = 0; n < N; ++n) {
-    dA_acc[n].store(col);
-    for (int64_t w = 0; w < nvalid; ++w) g.dA_part[(b * a.dim + d0 + w) * N + n] = col[w];
-  }
-  dD_acc.store(col);
-  for (int64_t w = 0; w < nvalid; ++w) g.dD_part[b * a.dim + d0 + w] = col[w];
-  dbias_acc.store(col);
-  for (int64_t w = 0; w < nvalid; ++w) g.dbias_part[b * a.dim + d0 + w] = col[w];
+  for (int64_t n = 0; n < N; ++n) store_lanes(dA_acc[n], g.dA_part + (b * a.dim + d0) * N + n, N, nvalid);
+  store_lanes(dD_acc, g.dD_part + b * a.dim + d0, 1, nvalid);
+  store_lanes(dbias_acc, g.dbias_part + b * a.dim + d0, 1, nvalid);
 }
 
 void check_inputs(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& B,
