@@ -172,7 +172,7 @@ def main(argv=None):
     parser.add_argument("--backends", nargs="+", default=None, help="default: every available one for --device")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median)")
+    parser.add_argument("--repeats", type=int, default=9, help="timed runs per measurement (median)")
     parser.add_argument("--output", help="also write the markdown table to this file")
     parser.add_argument("--memory-probe", type=parse_size, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -107,6 +107,13 @@ def load():
         flags = ["-O3", f"-DCPU_CAPABILITY=sepmamba_{cap.lower()}", *_ISA_FLAGS.get(cap, [])]
         _ninja_on_path()
         start = time.perf_counter()
+        # loading a cached build takes well under a second; say what is happening if it does not
+        notice = threading.Timer(3.0, logger.warning, args=(
+            "compiling the C++ selective-scan kernel for %s (first use in this environment, about a "
+            "minute; cached afterwards)...", cap,
+        ))
+        notice.daemon = True
+        notice.start()
         try:
             _module = cpp_extension.load(
                 name=name,
@@ -123,6 +130,8 @@ def load():
                 f"a C++ compiler and ninja. Set SEPMAMBA_VERBOSE_BUILD=1 to see the build. Last lines:\n{tail}"
             )
             raise RuntimeError(_error) from exc
+        finally:
+            notice.cancel()
         logger.info("C++ selective-scan kernel %s ready in %.1f s", name, time.perf_counter() - start)
         return _module
 
