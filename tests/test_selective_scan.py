@@ -191,6 +191,22 @@ def test_cpu_kernel_reads_strided_inputs_without_change():
     assert torch.equal(strided, dense)
 
 
+def test_single_step_views_with_any_time_stride():
+    """len == 1 views (the deepest U-Net level of a short input) may carry any stride on time."""
+    inputs = make_inputs(2, DIM, 1, 16, **OPTIONS["mamba"], seed=8)
+    leaves = {k: v.clone().requires_grad_() for k, v in inputs.items()}
+    views = {k: v.as_strided(v.shape, (*v.stride()[:-1], 7)) if v.dim() == 3 else v for k, v in leaves.items()}
+    assert views["u"].stride(-1) == 7 and views["B"].stride(-1) == 7
+    out = selective_scan(*(views[k] for k in NAMES), delta_softplus=True, backend="cpu")
+    out.sum().backward()
+    ref_leaves = {k: v.double().requires_grad_() for k, v in inputs.items()}
+    ref, _ = scan_oracle(*(ref_leaves[k] for k in NAMES), delta_softplus=True)
+    ref.sum().backward()
+    assert rel_err(out, ref) < 1e-5
+    for name in NAMES:
+        assert rel_err(leaves[name].grad, ref_leaves[name].grad) < 1e-4, name
+
+
 def test_cpu_kernel_same_gradients_for_any_thread_count():
     """dB and dC are summed per thread, then across threads: the result must not depend on it."""
     inputs = make_inputs(2, DIM, 300, 16, **OPTIONS["mamba"], seed=6)

@@ -146,11 +146,11 @@ def build_error() -> str | None:
 
 
 def _time_major(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
-    """Cast to the compute dtype; copy only if time (last dim) is not already stride 1."""
+    """Cast to the compute dtype; copy only if time (last dim) is not already dense."""
     if t is None:
         return None
     t = t.to(dtype)
-    return t if t.stride(-1) == 1 else t.contiguous()
+    return t if t.stride(-1) == 1 or t.shape[-1] == 1 else t.contiguous()
 
 
 def _vector(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:

@@ -384,6 +384,9 @@ void backward_block(const ScanArgs<scalar_t>& a, const GradArgs<scalar_t>& g, co
   store_lanes(dbias_acc, g.dbias_part + b * a.dim + d0, 1, nvalid);
 }
 
+// Time (dim 2) must be dense; its stride is irrelevant (and may be anything) when len == 1.
+bool time_contiguous(const at::Tensor& t) { return t.size(2) == 1 || t.stride(2) == 1; }
+
 void check_inputs(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& B,
                   const at::Tensor& C, const c10::optional<at::Tensor>& D, const c10::optional<at::Tensor>& z,
                   const c10::optional<at::Tensor>& delta_bias) {
@@ -400,7 +403,7 @@ void check_inputs(const at::Tensor& u, const at::Tensor& delta, const at::Tensor
     TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor");
   };
   for (auto* t : {&delta, &A, &B, &C}) same(*t, "every input");
-  TORCH_CHECK(u.stride(2) == 1 && delta.stride(2) == 1 && B.stride(2) == 1 && C.stride(2) == 1,
+  TORCH_CHECK(time_contiguous(u) && time_contiguous(delta) && time_contiguous(B) && time_contiguous(C),
               "time must be the innermost (stride 1) dimension");
   TORCH_CHECK(A.is_contiguous(), "A must be contiguous");
   if (D) { same(*D, "D"); TORCH_CHECK(D->dim() == 1 && D->size(0) == dim && D->is_contiguous(), "D must be (dim,)"); }
@@ -409,7 +412,7 @@ void check_inputs(const at::Tensor& u, const at::Tensor& delta, const at::Tensor
     TORCH_CHECK(delta_bias->dim() == 1 && delta_bias->size(0) == dim && delta_bias->is_contiguous(),
                 "delta_bias must be (dim,)");
   }
-  if (z) { same(*z, "z"); TORCH_CHECK(z->sizes() == u.sizes() && z->stride(2) == 1, "z must be (batch, dim, len)"); }
+  if (z) { same(*z, "z"); TORCH_CHECK(z->sizes() == u.sizes() && time_contiguous(*z), "z must be (batch, dim, len)"); }
 }
 
 template <typename scalar_t>
@@ -504,7 +507,7 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& u, const at::Tensor& del
                                       const c10::optional<at::Tensor>& delta_bias, bool softplus,
                                       const at::Tensor& checkpoints, const at::Tensor& dout) {
   check_inputs(u, delta, A, B, C, D, z, delta_bias);
-  TORCH_CHECK(dout.sizes() == u.sizes() && dout.stride(2) == 1 && dout.scalar_type() == u.scalar_type(),
+  TORCH_CHECK(dout.sizes() == u.sizes() && time_contiguous(dout) && dout.scalar_type() == u.scalar_type(),
               "dout must be (batch, dim, len) with the dtype of u");
   const auto batch = u.size(0), dim = u.size(1), len = u.size(2), nstate = A.size(1);
   const int64_t threads = at::get_num_threads();
