@@ -1,0 +1,167 @@
+"""SepMamba's U-Net body, shared by the direct model and the SpeechBrain masking modules.
+
+Per level l (channels ``dim * 2**l``): a strided conv + activation + bidirectional Mamba layer on the
+way down; on the way up a transposed conv + activation, the skip concatenated in front, a 1x1
+fusion conv + activation and a Mamba layer. Module and parameter names are those of the authors'
+code (``down.{l}.conv1d``, ``down.{l}.mamba_layer``, ``down.{l}.act``, ``up.{j}.convT1d``,
+``up.{j}.conv1d_fusion``, ``up.{j}.mamba_layer``, ``up.{j}.act``), so their checkpoints load as is.
+
+Timing: the original convs are unpadded ("valid"); the causal variant keeps them, so each output
+sample still sees about 100 future samples. ``strict_causal=True`` left-pads every strided conv by
+``kernel - 1`` so that frame j of a level ends at input sample ``stride * j`` of the level above, and
+cuts every transposed conv's output at its end: then nothing depends on the future, with the same
+parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from sepmamba_sb.nnet import BiMamba
+
+ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "mish": nn.Mish, "prelu": nn.PReLU}
+
+
+def make_activation(name: str) -> nn.Module:
+    """``relu``, ``silu``, ``mish`` or ``prelu`` (one learnt slope, as ``nn.PReLU()``)."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"act_fn must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]()
+
+
+def fit_length(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Zero-pad or cut the last dimension of ``x`` at its end to ``length``."""
+    if x.shape[-1] >= length:
+        return x[..., :length]
+    return F.pad(x, (0, length - x.shape[-1]))
+
+
+class DownBlock(nn.Module):
+    """Strided conv -> activation -> bidirectional Mamba layer; (B, C_in, L) -> (B, C_out, L').
+
+    With ``with_conv=False`` only the Mamba layer remains (the first level of the masking MaskNet,
+    whose conv is the SpeechBrain Encoder).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, num_blocks: int,
+                 act_fn: str, causal: bool, strict_causal: bool, with_conv: bool = True, **mamba_kwargs):
+        super().__init__()
+        self.left_pad = kernel_size - 1 if strict_causal else 0
+        self.conv1d = nn.Conv1d(in_channels, out_channels, kernel_size, stride) if with_conv else None
+        self.mamba_layer = BiMamba(out_channels, num_blocks, causal=causal, **mamba_kwargs)
+        self.act = make_activation(act_fn) if with_conv else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.conv1d is not None:
+            x = self.act(self.conv1d(F.pad(x, (self.left_pad, 0))))
+        return self.mamba_layer(x)
+
+
+class UpBlock(nn.Module):
+    """Transposed conv -> activation -> fit to the skip -> cat([skip, x]) -> 1x1 conv -> activation
+    -> bidirectional Mamba layer. The activation module (and a PReLU's slope) is shared by both uses,
+    as in the original."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, num_blocks: int,
+                 act_fn: str, causal: bool, **mamba_kwargs):
+        super().__init__()
+        self.convT1d = nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride)
+        self.conv1d_fusion = nn.Conv1d(in_channels, out_channels, kernel_size=1)
+        self.mamba_layer = BiMamba(out_channels, num_blocks, causal=causal, **mamba_kwargs)
+        self.act = make_activation(act_fn)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        # the unpadded transposed conv is never longer than the skip; the strict-causal one can be,
+        # and cutting its end keeps it causal
+        x = fit_length(self.act(self.convT1d(x)), skip.shape[-1])
+        x = self.act(self.conv1d_fusion(torch.cat([skip, x], dim=1)))
+        return self.mamba_layer(x)
+
+
+class SepMambaUNet(nn.Module):
+    """The U-Net (``down``, ``up``) from the waveform, or from the first level's frames.
+
+    Parameters
+    ----------
+    dim : int
+        Channels of the first level; level l has ``dim * 2**l``.
+    kernel_sizes, strides : sequence of int
+        One per level (the paper: 16, 16, 16 and 2, 2, 2). Level l's transposed conv mirrors its conv.
+    num_blocks : int
+        Mamba blocks per direction in every Mamba layer (forward-only stacks when causal).
+    act_fn : str
+        relu, silu, mish or prelu.
+    causal : bool
+        Forward-direction Mamba layers only (the paper's causal SepMamba).
+    strict_causal : bool
+        Also left-pad the convs so that no output depends on future input (needs ``causal``).
+    first_conv : bool
+        Include level 0's conv (the direct model) or start from its frames (the masking MaskNet).
+    d_state, d_conv, expand : int
+        Mamba settings.
+    """
+
+    def __init__(self, dim: int, kernel_sizes: Sequence[int] = (16, 16, 16), strides: Sequence[int] = (2, 2, 2),
+                 num_blocks: int = 4, act_fn: str = "relu", causal: bool = False, strict_causal: bool = False,
+                 first_conv: bool = True, d_state: int = 16, d_conv: int = 4, expand: int = 2):
+        super().__init__()
+        kernel_sizes, strides = list(kernel_sizes), list(strides)
+        if len(kernel_sizes) != len(strides) or len(kernel_sizes) < 1:
+            raise ValueError(f"kernel_sizes {kernel_sizes} and strides {strides} must be equally long, >= 1 level")
+        if any(k < s or s < 1 for k, s in zip(kernel_sizes, strides, strict=True)):
+            raise ValueError(f"each kernel size must be >= its stride >= 1, got {kernel_sizes} / {strides}")
+        if strict_causal and not causal:
+            raise ValueError("strict_causal=True needs causal=True (a bidirectional layer sees the future)")
+        self.dim, self.kernel_sizes, self.strides = dim, kernel_sizes, strides
+        self.causal, self.strict_causal = causal, strict_causal
+        mamba = {"d_state": d_state, "d_conv": d_conv, "expand": expand}
+        channels = [1] + [dim * 2**level for level in range(len(kernel_sizes))]
+        self.down = nn.ModuleList(
+            DownBlock(channels[level], channels[level + 1], kernel_sizes[level], strides[level], num_blocks,
+                      act_fn, causal, strict_causal, with_conv=first_conv or level > 0, **mamba)
+            for level in range(len(kernel_sizes))
+        )
+        self.up = nn.ModuleList(
+            UpBlock(channels[level + 1], channels[level], kernel_sizes[level], strides[level], num_blocks,
+                    act_fn, causal, **mamba)
+            for level in reversed(range(1, len(kernel_sizes)))
+        )
+
+    def frames(self, length: int, level: int) -> int:
+        """Frames that level ``level``'s conv makes from ``length`` samples of the level above (0 if too short)."""
+        k, s = self.kernel_sizes[level], self.strides[level]
+        if self.strict_causal:
+            return (length - 1) // s + 1
+        return (length - k) // s + 1 if length >= k else 0
+
+    def valid_length(self, length: int, first_level: int) -> int:
+        """The smallest length >= ``length`` for which every level from ``first_level`` down has a frame
+        and, from the waveform (``first_level == 0``), the output transposed conv gives back at least
+        ``length`` samples (an unpadded stride-2 conv drops the last sample of an odd length).
+
+        Inputs are zero-padded at their end to this length and outputs cut back.
+        """
+        padded = max(length, 1)
+        while True:
+            n = padded
+            for level in range(first_level, len(self.kernel_sizes)):
+                n = self.frames(n, level)
+            first = self.frames(padded, 0)
+            enough = first_level > 0 or (first - 1) * self.strides[0] + self.kernel_sizes[0] >= length
+            if n >= 1 and enough:
+                return padded
+            padded += 1
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, L) -> (B, dim, L1): every level down and back up to level 0's frames."""
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+        for block, skip in zip(self.up, reversed(skips[:-1]), strict=True):
+            x = block(x, skip)
+        return x
