@@ -19,22 +19,16 @@ The "reference" row is the time-major PyTorch loop (``sepmamba_sb.ops.reference`
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
-import datetime
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
-import time
 import warnings
 
 import torch
 
 from sepmamba_sb.ops import available_backends, selective_scan
-from sepmamba_sb.ops.cpu_kernel import cpu_capability
+from sepmamba_sb.profiling import machine_description, peak_memory, time_call, track_memory_exactly
 
 TARGETS = {"size": (1, 128, 16000, 16), "fwd_ms": 30.0, "fwdbwd_ms": 100.0, "speedup": 20.0, "memory_x": 2.0}
 
@@ -68,23 +62,6 @@ def call(inputs, backend):
     return selective_scan(*inputs.values(), delta_softplus=True, backend=backend)
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def median_ms(fn, repeats, device):
-    fn()  # warm-up
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
 def time_backend(size, backend, device, repeats):
     inputs = make_inputs(size, device, requires_grad=False)
     grad_inputs = make_inputs(size, device, requires_grad=True)
@@ -97,15 +74,7 @@ def time_backend(size, backend, device, repeats):
     def forward_backward():
         call(grad_inputs, backend).backward(grad_out)
 
-    return median_ms(forward, repeats, device), median_ms(forward_backward, repeats, device)
-
-
-def _status_kb(field):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
+    return time_call(forward, device, repeats), time_call(forward_backward, device, repeats)
 
 
 def memory_probe(size, backend, device):
@@ -113,31 +82,16 @@ def memory_probe(size, backend, device):
 
     One full-size forward + backward first brings up what a process allocates once (the kernel
     library, the thread pool, autograd's first large backward); then the gradients are dropped and a
-    second one is measured. On CPU glibc's mmap threshold is first fixed at 64 KiB, so that freed
-    buffers go back to the system at once and the resident set follows the live tensors.
+    second one is measured with :func:`sepmamba_sb.profiling.peak_memory`.
     """
-    if device.type == "cpu":
-        M_MMAP_THRESHOLD = -3
-        ctypes.CDLL(ctypes.util.find_library("c")).mallopt(M_MMAP_THRESHOLD, 64 * 1024)
+    track_memory_exactly()
     inputs = make_inputs(size, device, requires_grad=True)
     grad_out = torch.randn(size[0], size[1], size[2], device=device)
     call(inputs, backend).backward(grad_out)
     for tensor in inputs.values():
         tensor.grad = None
     io_bytes = sum(t.numel() * t.element_size() for t in inputs.values()) + 2 * grad_out.numel() * 4
-    if device.type == "cuda":
-        sync(device)
-        base = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        call(inputs, backend).backward(grad_out)
-        sync(device)
-        peak = torch.cuda.max_memory_allocated(device) - base
-    else:
-        base = _status_kb("VmRSS")
-        with open("/proc/self/clear_refs", "w") as f:  # resets VmHWM to the current RSS
-            f.write("5")
-        call(inputs, backend).backward(grad_out)
-        peak = (_status_kb("VmHWM") - base) * 1024
+    peak = peak_memory(lambda: call(inputs, backend).backward(grad_out), device)
     return {"peak_bytes": peak, "io_bytes": io_bytes}
 
 
@@ -148,21 +102,6 @@ def measure_memory(size, backend, device, threads):
     if done.returncode != 0:
         raise RuntimeError(f"memory probe failed for {backend} {size}:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def machine_line(device, threads):
-    if device.type == "cuda":
-        where = torch.cuda.get_device_name(device)
-    else:
-        model = platform.processor() or platform.machine()
-        try:
-            with open("/proc/cpuinfo") as f:
-                model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-        except (OSError, StopIteration):
-            pass
-        where = f"{model}, {os.cpu_count()} cores, ISA {cpu_capability()}"
-    return (f"{where}; {threads} threads; torch {torch.__version__}; "
-            f"{datetime.date.today().isoformat()}")
 
 
 def main(argv=None):
@@ -200,7 +139,7 @@ def main(argv=None):
 
     lines = [
         f"Selective scan, float32, z + D + delta_bias + softplus; median of {args.repeats} runs.",
-        f"Machine: {machine_line(device, args.threads)}.",
+        f"Machine: {machine_description(device)}.",
         "",
         "| size (B, D, L, N) | backend | forward ms | fwd+bwd ms | fwd speed-up | fwd+bwd speed-up "
         "| fwd+bwd peak MB | x in+out |",
