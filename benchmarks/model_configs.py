@@ -17,6 +17,7 @@ import os
 import sys
 
 import torch
+from report import emit
 
 from sepmamba_sb.lobes import CONFIGS, Decoder, Encoder, MaskingSeparator, MaskNet, SepMamba
 from sepmamba_sb.profiling import count_macs, count_parameters, machine_description, time_forward
@@ -64,11 +65,7 @@ def main(argv=None) -> int:
             f"| {name} | {count_parameters(model):,} | {paper_params} | {macs.per_second(args.sample_rate):.2f} "
             f"| {paper_gmacs} | {macs.scan / macs.total:.0%} | {ms:.0f} |"
         )
-    table = "\n".join(lines)
-    print(table)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(table + "\n")
+    emit("\n".join(lines), args.output)
     return 0
 
 
