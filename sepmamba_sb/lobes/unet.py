@@ -145,16 +145,18 @@ class SepMambaUNet(nn.Module):
 
         Inputs are zero-padded at their end to this length and outputs cut back.
         """
-        padded = max(length, 1)
-        while True:
+        def fits(padded: int) -> bool:
             n = padded
             for level in range(first_level, len(self.kernel_sizes)):
                 n = self.frames(n, level)
-            first = self.frames(padded, 0)
-            enough = first_level > 0 or (first - 1) * self.strides[0] + self.kernel_sizes[0] >= length
-            if n >= 1 and enough:
-                return padded
+            if first_level > 0 or n < 1:
+                return n >= 1
+            return (self.frames(padded, 0) - 1) * self.strides[0] + self.kernel_sizes[0] >= length
+
+        padded = max(length, 1)
+        while not fits(padded):
             padded += 1
+        return padded
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, L) -> (B, dim, L1): every level down and back up to level 0's frames."""
