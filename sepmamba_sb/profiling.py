@@ -90,7 +90,7 @@ def count_macs(model: nn.Module, num_samples: int) -> MacCount:
     counter = FlopCounterMode(display=False)
     try:
         with torch.no_grad(), counter:
-            model(torch.zeros(1, num_samples))
+            model(torch.randn(1, num_samples))  # values do not change the count; noise avoids degenerate paths
     finally:
         for hook in hooks:
             hook.remove()

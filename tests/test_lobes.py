@@ -121,6 +121,10 @@ def test_bad_configurations_and_inputs_are_named():
         SepMamba(**TINY, kernel_sizes=(1, 16, 16))
     with pytest.raises(ValueError, match=r"\[batch, time\]"):
         SepMamba(**TINY)(torch.randn(2, 1, 100))
+    with pytest.raises(ValueError, match="time >= 1"):
+        SepMamba(**TINY)(torch.randn(2, 0))
+    with pytest.raises(ValueError, match="time >= 1"):
+        Encoder(out_channels=8)(torch.randn(2, 0))
     with pytest.raises(ValueError, match=r"MaskNet expects \[batch, 8, frames\]"):
         MaskNet(**TINY)(torch.randn(2, 9, 100))
 

@@ -56,8 +56,8 @@ class Encoder(nn.Module):
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """[B, T] -> [B, N, L]."""
-        if mix.dim() != 2:
-            raise ValueError(f"Encoder expects mixtures [batch, time], got shape {tuple(mix.shape)}")
+        if mix.dim() != 2 or mix.shape[-1] == 0:
+            raise ValueError(f"Encoder expects mixtures [batch, time] with time >= 1, got shape {tuple(mix.shape)}")
         short = max(0, self.kernel_size - self.left_pad - mix.shape[-1])
         return self.act(self.conv1d(F.pad(mix, (self.left_pad, short)).unsqueeze(1)))
 

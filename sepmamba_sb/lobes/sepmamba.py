@@ -74,8 +74,8 @@ class SepMamba(SepMambaUNet):
         torch.Tensor
             Estimated sources, [B, T, S] (SpeechBrain's layout).
         """
-        if mix.dim() != 2:
-            raise ValueError(f"SepMamba expects mixtures [batch, time], got shape {tuple(mix.shape)}")
+        if mix.dim() != 2 or mix.shape[-1] == 0:
+            raise ValueError(f"SepMamba expects mixtures [batch, time] with time >= 1, got shape {tuple(mix.shape)}")
         length = mix.shape[-1]
         padded = self.valid_length(length, first_level=0)
         x = F.pad(mix, (0, padded - length)).unsqueeze(1)
