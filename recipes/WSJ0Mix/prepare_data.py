@@ -1,0 +1,120 @@
+"""wsj0-2mix / wsj0-3mix (pywsj0-mix or MERL layout) -> SpeechBrain CSVs.
+
+Reads ``<data_folder>/wav{8,16}k/{min,max}/{tr,cv,tt}/{mix,s1,s2[,s3]}/*.wav`` and writes
+``<save_folder>/wsj_{tr,cv,tt}.csv`` with SpeechBrain's separation columns
+(``ID, duration, mix_wav, mix_wav_format, mix_wav_opts, s1_wav, ...``); paths are written relative to
+``$data_root`` (the recipe replaces it with ``data_folder``), so the CSVs survive moving the data.
+
+Every file is checked once: a mixture without its sources, a source folder the number of speakers
+does not expect, a file at the wrong sample rate or one that cannot be read are errors that name
+the file. When all three CSVs exist the work is skipped (delete them to prepare again).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import soundfile as sf
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("tr", "cv", "tt")
+
+
+def split_folder(data_folder: Path, sample_rate: int, mode: str, split: str) -> Path:
+    """``<data_folder>/wav{sample_rate//1000}k/<mode>/<split>``."""
+    return Path(data_folder) / f"wav{sample_rate // 1000}k" / mode / split
+
+
+def _audio_info(path: Path, sample_rate: int) -> float:
+    """Duration in seconds of a readable mono-or-multichannel wav at ``sample_rate``."""
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from exc
+    if info.samplerate != sample_rate:
+        raise ValueError(f"{path} is sampled at {info.samplerate} Hz, but the recipe expects {sample_rate} Hz "
+                         "(sample_rate in the yaml; pick the wav8k or wav16k folder that matches)")
+    if info.frames == 0:
+        raise ValueError(f"{path} is empty")
+    return info.frames / info.samplerate
+
+
+def split_rows(data_folder: Path, split: str, num_spks: int, sample_rate: int, mode: str) -> list[dict]:
+    """Check one split and return its CSV rows (sorted by ID)."""
+    folder = split_folder(data_folder, sample_rate, mode, split)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"split folder {folder} does not exist: data_folder must hold wav{sample_rate // 1000}k/{mode}/"
+            f"{{tr,cv,tt}} as pywsj0-mix writes it (e.g. /data/wsj0-mix/{num_spks}speakers)"
+        )
+    extra = folder / f"s{num_spks + 1}"
+    if extra.is_dir():
+        raise ValueError(f"{extra} exists, but num_spks is {num_spks}: this looks like "
+                         f"{num_spks + 1}-speaker data; set num_spks (and the data_folder) consistently")
+    mixtures = sorted((folder / "mix").glob("*.wav"))
+    if not mixtures:
+        raise ValueError(f"split {split} is empty: no .wav files in {folder / 'mix'}")
+    rows = []
+    root = Path(data_folder)
+    for mix in mixtures:
+        row = {"ID": mix.stem, "duration": f"{_audio_info(mix, sample_rate):.4f}"}
+        entries = [("mix", mix)]
+        for s in range(1, num_spks + 1):
+            source = folder / f"s{s}" / mix.name
+            if not source.is_file():
+                raise FileNotFoundError(f"mixture {mix} has no source s{s}: {source} is missing")
+            _audio_info(source, sample_rate)
+            entries.append((f"s{s}", source))
+        for name, path in entries:
+            row[f"{name}_wav"] = "$data_root/" + path.relative_to(root).as_posix()
+            row[f"{name}_wav_format"] = "wav"
+            row[f"{name}_wav_opts"] = ""
+        rows.append(row)
+    return rows
+
+
+def prepare_wsjmix(data_folder: str | Path, save_folder: str | Path, num_spks: int = 2, sample_rate: int = 8000,
+                   mode: str = "min", skip_prep: bool = False) -> None:
+    """Write ``wsj_{tr,cv,tt}.csv`` for a wsj0-mix folder.
+
+    Parameters
+    ----------
+    data_folder : str or Path
+        The ``2speakers`` / ``3speakers`` folder of pywsj0-mix (it contains ``wav8k``, ``wav16k``).
+    save_folder : str or Path
+        Where the CSVs go.
+    num_spks : int
+        2 or 3.
+    sample_rate : int
+        8000 or 16000 (selects ``wav8k`` / ``wav16k``; every file must be at this rate).
+    mode : {"min", "max"}
+        pywsj0-mix's length mode.
+    skip_prep : bool
+        Do nothing (the CSVs are given).
+    """
+    if skip_prep:
+        return
+    if num_spks not in (2, 3):
+        raise ValueError(f"num_spks must be 2 or 3 for wsj0-mix, got {num_spks}")
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    data_folder, save_folder = Path(data_folder), Path(save_folder)
+    if not data_folder.is_dir():
+        raise FileNotFoundError(f"data_folder {data_folder} does not exist")
+    csvs = {split: save_folder / f"wsj_{split}.csv" for split in SPLITS}
+    if all(path.is_file() for path in csvs.values()):
+        logger.info("%s already hold wsj_{tr,cv,tt}.csv: skipping data preparation", save_folder)
+        return
+    save_folder.mkdir(parents=True, exist_ok=True)
+    for split, path in csvs.items():
+        rows = split_rows(data_folder, split, num_spks, sample_rate, mode)
+        tmp = path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(path)  # a CSV exists only once complete, so an interrupted run prepares again
+        logger.info("wrote %s (%d mixtures)", path, len(rows))

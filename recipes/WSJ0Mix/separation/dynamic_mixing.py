@@ -1,0 +1,227 @@
+"""Training mixtures made on the fly from single-speaker utterances (dynamic mixing).
+
+The source is any folder of speaker-labelled wavs, e.g. WSJ0's ``si_tr_s`` (``<spk>/<utt>.wav``):
+the speaker is the name of a file's parent folder, or the first ``speaker_prefix`` characters of its
+name (WSJ0 utterance IDs start with the 3-character speaker ID). Listing 12,000 files takes about a
+second; files at another rate than the recipe's are resampled once, the first time they are drawn,
+into ``cache_folder`` (atomic writes, so data-loader workers and DDP ranks can share it).
+
+Two styles, both drawing DISTINCT speakers for every mixture, each with probability proportional
+to its number of utterances, and one of its utterances uniformly:
+
+- ``"speechbrain"``, as SpeechBrain's WSJ0Mix recipe: one random crop of min(shortest, ``segment``) samples per source,
+  levels set on the mean absolute amplitude (``speechbrain.processing.signal_processing.rescale``,
+  dB): the first at N(-27.43, 2.57) clipped to [-45, 0], the others at the first + N(-2.51, 2.66)
+  (clipped likewise); then everything scaled so the peak is 0.9.
+- ``"sepmamba"``, as the SepMamba paper's training (which draws utterances uniformly, i.e. speakers
+  in proportion to their utterances, as above, but without checking they differ): each source cropped
+  at random to ``segment`` samples (zero-padded if shorter), divided by the square root of its
+  active speech level (pywsj0-mix's ``activlev`` file when given, else the mean square of its
+  frames within 40 dB of the loudest) and scaled by 10^(snr/20) with snr_1 ~ U(-2.5, 0),
+  snr_2 ~ U(0, 2.5) (a third source at 0 dB), speed-perturbed independently (factors drawn from
+  ``speed_factors``), all cut to the shortest (and to ``segment``), summed, and divided by
+  max(1, peak of mixture and sources) / 0.9 (pywsj0-mix's "min" gain).
+
+Mixture ``i`` of epoch ``e`` is a function of (seed, e, i) only: runs are reproducible, data-loader
+workers need no seeding, and under DDP each rank (which gets its own indices from the distributed
+sampler) makes different mixtures.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+from speechbrain.processing.signal_processing import rescale
+
+logger = logging.getLogger(__name__)
+
+STYLES = ("speechbrain", "sepmamba")
+
+
+def list_speakers(base_folder: str | Path, speaker_prefix: int | None = None) -> dict[str, list[Path]]:
+    """Speaker -> sorted wav files under ``base_folder`` (recursively).
+
+    The speaker is a file's parent folder name, or the first ``speaker_prefix`` characters of its
+    file name when given (WSJ0: 3).
+    """
+    base = Path(base_folder)
+    if not base.is_dir():
+        raise FileNotFoundError(f"dynamic mixing folder {base} does not exist (base_folder_dm in the yaml)")
+    speakers: dict[str, list[Path]] = {}
+    for folder, _, files in os.walk(base):
+        for name in files:
+            if name.lower().endswith(".wav"):
+                speaker = name[:speaker_prefix] if speaker_prefix else Path(folder).name
+                speakers.setdefault(speaker, []).append(Path(folder) / name)
+    if not speakers:
+        raise ValueError(f"dynamic mixing folder {base} holds no .wav files")
+    return {k: sorted(v) for k, v in sorted(speakers.items())}
+
+
+def read_activlev(path: str | Path) -> dict[str, float]:
+    """pywsj0-mix's activlev file: ``<utterance id> <linear active level>`` per line."""
+    levels = {}
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            try:
+                levels[fields[0]] = float(fields[1])
+            except (IndexError, ValueError):
+                raise ValueError(f"{path}:{number}: expected '<utterance id> <level>', got {line.strip()!r}") from None
+    return levels
+
+
+def active_level(audio: np.ndarray, sample_rate: int) -> float:
+    """Mean square of the 20 ms frames within 40 dB of the loudest (a stand-in for ITU-T P.56)."""
+    frame = max(1, int(0.02 * sample_rate))
+    frames = audio[: len(audio) // frame * frame].reshape(-1, frame) if len(audio) >= frame else audio[None]
+    power = np.square(frames).mean(axis=1)
+    active = power[power >= power.max() * 1e-4]
+    return float(active.mean()) if active.size and active.mean() > 0 else 1.0
+
+
+class DynamicMixingDataset(torch.utils.data.Dataset):
+    """``num_mixtures`` fresh mixtures per epoch; items are dicts for SpeechBrain's PaddedBatch.
+
+    Parameters
+    ----------
+    base_folder : str or Path
+        Speaker-labelled wavs.
+    num_mixtures : int
+        Mixtures per epoch.
+    num_spks : int
+        Sources per mixture (2 or 3); the folder needs at least that many speakers.
+    sample_rate : int
+        Rate of the mixtures.
+    segment : int
+        Samples per mixture (the crop); ``"speechbrain"`` makes shorter ones when utterances are.
+    style : {"speechbrain", "sepmamba"}
+        See the module docstring.
+    cache_folder : str or Path
+        Where files at another rate are resampled to, once.
+    seed : int
+        Mixtures are a function of (seed, epoch, index).
+    speaker_prefix : int, optional
+        Speaker = first characters of the file name (WSJ0: 3); default: the parent folder.
+    activlev_file : str or Path, optional
+        ``"sepmamba"`` style: pywsj0-mix's activlev levels, keyed by file stem.
+    speed_factors : sequence of float
+        ``"sepmamba"`` style: per-source speed factors to draw from.
+    """
+
+    def __init__(self, base_folder, num_mixtures: int, num_spks: int, sample_rate: int, segment: int,
+                 style: str, cache_folder, seed: int = 1234, speaker_prefix: int | None = None,
+                 activlev_file=None, speed_factors=(0.95, 1.0, 1.05)):
+        if style not in STYLES:
+            raise ValueError(f"dynamic mixing style must be one of {STYLES}, got {style!r}")
+        self.speakers = list_speakers(base_folder, speaker_prefix)
+        if len(self.speakers) < num_spks:
+            raise ValueError(f"dynamic mixing folder {base_folder} has {len(self.speakers)} speaker(s) "
+                             f"({list(self.speakers)}); {num_spks}-speaker mixtures need {num_spks} distinct ones")
+        self.names = list(self.speakers)
+        counts = np.array([len(self.speakers[s]) for s in self.names], dtype=float)
+        self.weights = counts / counts.sum()
+        self.base_folder, self.cache_folder = Path(base_folder), Path(cache_folder)
+        self.num_mixtures, self.num_spks, self.sample_rate, self.segment = num_mixtures, num_spks, sample_rate, segment
+        self.style, self.seed, self.speed_factors = style, seed, list(speed_factors)
+        self.levels = read_activlev(activlev_file) if activlev_file else None
+        self.epoch = 0
+        logger.info("dynamic mixing (%s style): %d speakers, %d files in %s", style, len(self.names),
+                    int(counts.sum()), base_folder)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw a new set of mixtures (call before each training epoch)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_mixtures
+
+    def _load(self, path: Path) -> np.ndarray:
+        """Mono float32 at the recipe's rate; another rate is resampled once into the cache."""
+        try:
+            info = sf.info(str(path))
+        except (RuntimeError, sf.LibsndfileError) as exc:
+            raise ValueError(f"dynamic mixing: cannot read {path}: {exc}") from exc
+        if info.samplerate != self.sample_rate:
+            cached = self.cache_folder / f"{self.sample_rate}" / path.relative_to(self.base_folder)
+            if not cached.exists():
+                audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+                audio = torchaudio.functional.resample(torch.from_numpy(audio.mean(1)), rate, self.sample_rate)
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(dir=cached.parent, suffix=".wav", delete=False) as tmp:
+                    sf.write(tmp.name, audio.numpy(), self.sample_rate, subtype="FLOAT")
+                os.replace(tmp.name, cached)
+            path = cached
+        audio, _ = sf.read(str(path), dtype="float32", always_2d=True)
+        if audio.shape[0] == 0:
+            raise ValueError(f"dynamic mixing: {path} is empty")
+        return audio.mean(axis=1)
+
+    def __getitem__(self, index: int) -> dict:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        chosen = rng.choice(len(self.names), size=self.num_spks, replace=False, p=self.weights)
+        files = [self.speakers[self.names[i]][rng.integers(len(self.speakers[self.names[i]]))] for i in chosen]
+        audio = [self._load(f) for f in files]
+        if self.style == "speechbrain":
+            mixture, sources = self._speechbrain_style(audio, rng)
+        else:
+            mixture, sources = self._paper_style(audio, files, rng)
+        speakers = "+".join(self.names[i] for i in chosen)
+        item = {"id": f"{speakers}_e{self.epoch}_{index}", "mix_sig": torch.from_numpy(mixture)}
+        for s, source in enumerate(sources):
+            item[f"s{s + 1}_sig"] = torch.from_numpy(source)
+        return item
+
+    def _speechbrain_style(self, audio, rng):
+        length = min(min(len(a) for a in audio), self.segment)
+        sources, first = [], None
+        for a in audio:
+            start = int(rng.integers(0, len(a) - length + 1))
+            crop = torch.from_numpy(a[start:start + length].copy())
+            if first is None:
+                first = float(np.clip(rng.normal(-27.43, 2.57), -45, 0))
+                level = first
+            else:
+                level = float(np.clip(first + rng.normal(-2.51, 2.66), -45, 0))
+            sources.append(rescale(crop, torch.tensor(length), level, scale="dB").numpy())
+        sources = np.stack(sources)
+        mixture = sources.sum(0)
+        peak = max(np.abs(mixture).max(), np.abs(sources).max())
+        gain = 0.9 / peak if peak > 0 else 1.0
+        return (mixture * gain).astype(np.float32), list((sources * gain).astype(np.float32))
+
+    def _paper_style(self, audio, files, rng):
+        snrs = [rng.uniform(-2.5, 0.0), rng.uniform(0.0, 2.5)] + [0.0] * (self.num_spks - 2)
+        sources = []
+        for a, path, snr in zip(audio, files, snrs, strict=True):
+            if len(a) > self.segment:
+                start = int(rng.integers(0, len(a) - self.segment + 1))
+                a = a[start:start + self.segment]
+            else:
+                a = np.pad(a, (0, self.segment - len(a)))
+            if self.levels is not None:
+                if path.stem not in self.levels:
+                    raise KeyError(f"dynamic mixing: {path.stem} (from {path}) is not in the activlev file")
+                level = self.levels[path.stem]
+            else:
+                level = active_level(a, self.sample_rate)
+            a = a / np.sqrt(level) * 10 ** (snr / 20)
+            factor = float(rng.choice(self.speed_factors))
+            if factor != 1.0:
+                a = torchaudio.functional.resample(torch.from_numpy(a.astype(np.float32)),
+                                                   round(self.sample_rate * factor), self.sample_rate).numpy()
+            sources.append(a.astype(np.float32))
+        length = min(min(len(s) for s in sources), self.segment)  # slowed-down sources come out longer
+        sources = np.stack([s[:length] for s in sources])
+        mixture = sources.sum(0)
+        gain = max(1.0, np.abs(mixture).max(), np.abs(sources).max()) / 0.9
+        return (mixture / gain).astype(np.float32), list((sources / gain).astype(np.float32))

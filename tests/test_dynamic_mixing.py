@@ -1,0 +1,105 @@
+"""recipes/WSJ0Mix/separation/dynamic_mixing.py: distinct speakers, sums, peaks, lengths, levels."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import load_recipe_module
+
+dm = load_recipe_module("separation/dynamic_mixing.py", "wsj0mix_dynamic_mixing")
+
+
+@pytest.fixture
+def speaker_folder(tmp_path):
+    """4 speakers x 3 utterances of noise at speaker-specific levels, 16 kHz (resampled on use)."""
+    rng = np.random.default_rng(0)
+    for s, level in enumerate([0.5, 0.05, 0.2, 0.1]):
+        for u in range(3):
+            path = tmp_path / "si_tr_s" / f"sp{s}" / f"sp{s}u{u}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(str(path), (rng.standard_normal(16000 + 4000 * u) * level).astype("float32"), 16000)
+    return tmp_path / "si_tr_s"
+
+
+def dataset(folder, style, num_spks=2, **kwargs):
+    return dm.DynamicMixingDataset(folder, num_mixtures=12, num_spks=num_spks, sample_rate=8000, segment=8000,
+                                   style=style, cache_folder=folder.parent / "cache", **kwargs)
+
+
+@pytest.mark.parametrize("num_spks", [2, 3])
+@pytest.mark.parametrize("style", dm.STYLES)
+def test_mixtures_are_distinct_speakers_summed_and_bounded(speaker_folder, style, num_spks):
+    data = dataset(speaker_folder, style, num_spks)
+    for i in range(len(data)):
+        item = data[i]
+        speakers = item["id"].split("_")[0].split("+")
+        assert len(speakers) == num_spks == len(set(speakers))
+        sources = torch.stack([item[f"s{s + 1}_sig"] for s in range(num_spks)])
+        assert torch.allclose(item["mix_sig"], sources.sum(0), atol=1e-6)
+        assert max(item["mix_sig"].abs().max(), sources.abs().max()) <= 0.9 + 1e-6
+        length = item["mix_sig"].shape[-1]
+        if style == "sepmamba":  # 8000-sample crops, then speed factors 0.95-1.05, cut to the segment
+            assert 8000 / 1.05 - 2 <= length <= 8000
+        else:  # min(shortest utterance, segment)
+            assert length == 8000
+    assert (speaker_folder.parent / "cache" / "8000").is_dir()  # 16 kHz files resampled once, cached
+
+
+def test_mixtures_are_reproducible_and_new_each_epoch(speaker_folder):
+    a, b = dataset(speaker_folder, "sepmamba"), dataset(speaker_folder, "sepmamba")
+    assert torch.equal(a[3]["mix_sig"], b[3]["mix_sig"])
+    b.set_epoch(1)
+    assert b[3]["id"] != a[3]["id"] or not torch.equal(b[3]["mix_sig"], a[3]["mix_sig"])
+    other_seed = dataset(speaker_folder, "sepmamba", seed=7)
+    assert not torch.equal(other_seed[3]["mix_sig"], a[3]["mix_sig"])
+
+
+def test_activlev_file_sets_the_levels(speaker_folder, tmp_path):
+    """A speaker whose active level is 100x higher in the file comes out 10x quieter, all else equal."""
+    stems = [p.stem for p in speaker_folder.rglob("*.wav")]
+    plain, loud_sp0 = tmp_path / "plain.txt", tmp_path / "loud.txt"
+    plain.write_text("".join(f"{s} 1e-3\n" for s in stems))
+    loud_sp0.write_text("".join(f"{s} {1e-1 if s.startswith('sp0') else 1e-3}\n" for s in stems))
+    a = dataset(speaker_folder, "sepmamba", activlev_file=plain, speed_factors=[1.0])
+    b = dataset(speaker_folder, "sepmamba", activlev_file=loud_sp0, speed_factors=[1.0])
+    checked = 0
+    for i in range(len(a)):
+        speakers = a[i]["id"].split("_")[0].split("+")
+        if "sp0" not in speakers:
+            continue
+        k = speakers.index("sp0")
+        other = 1 - k
+        ratio_a = a[i][f"s{k + 1}_sig"].norm() / a[i][f"s{other + 1}_sig"].norm()
+        ratio_b = b[i][f"s{k + 1}_sig"].norm() / b[i][f"s{other + 1}_sig"].norm()
+        assert float(ratio_a / ratio_b) == pytest.approx(10.0, rel=1e-4)
+        checked += 1
+    assert checked > 0
+    missing = tmp_path / "missing.txt"
+    missing.write_text("sp0u0 1e-3\n")
+    with pytest.raises(KeyError, match="not in the activlev file"):
+        [dataset(speaker_folder, "sepmamba", activlev_file=missing)[i] for i in range(12)]
+
+
+def test_speaker_from_file_name_prefix(tmp_path):
+    """WSJ0's convention: the first 3 characters of a file name are the speaker."""
+    for name in ("01aa0101", "01ab0102", "02ca0101", "02cb0102"):
+        path = tmp_path / "flat" / f"{name}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), np.zeros(100, dtype="float32"), 8000)
+    assert set(dm.list_speakers(tmp_path / "flat", speaker_prefix=3)) == {"01a", "02c"}
+    assert set(dm.list_speakers(tmp_path / "flat")) == {"flat"}
+
+
+def test_bad_folders_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        dm.list_speakers(tmp_path / "nowhere")
+    (tmp_path / "one" / "spk").mkdir(parents=True)
+    sf.write(str(tmp_path / "one" / "spk" / "a.wav"), np.zeros(100, dtype="float32"), 8000)
+    with pytest.raises(ValueError, match="need 2 distinct"):
+        dataset(tmp_path / "one", "speechbrain")
+    with pytest.raises(ValueError, match="style"):
+        dataset(tmp_path / "one", "random")
+    bad = tmp_path / "activlev.txt"
+    bad.write_text("utt1\n")
+    with pytest.raises(ValueError, match="activlev.txt:1"):
+        dm.read_activlev(bad)
