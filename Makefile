@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # torchaudio on PyPI stops at 2.11.0, which pins torch 2.11.0 (speechbrain imports torchaudio)
-PINS := torch==2.11.0 torchaudio==2.11.0 "speechbrain>=1.1,<1.2" hyperpyyaml "ruamel.yaml<0.19"
+PINS := torch==2.11.0 torchaudio==2.11.0 "speechbrain>=1.1,<1.2" hyperpyyaml "ruamel.yaml<0.19" \
+	-r recipes/WSJ0Mix/extra_requirements.txt
 STAMP := $(VENV)/.installed
 
 .PHONY: setup build test lint bench clean
@@ -14,7 +15,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # reinstalled when setup.py or this Makefile changes
-$(STAMP): setup.py Makefile | $(PY)
+$(STAMP): setup.py Makefile recipes/WSJ0Mix/extra_requirements.txt | $(PY)
 	$(PY) -m pip install --quiet $(PINS) -e ".[test]"
 	touch $@
 
@@ -25,7 +26,7 @@ build: setup
 	$(PY) -m sepmamba_sb.ops
 
 lint: setup
-	$(VENV)/bin/ruff check sepmamba_sb tests benchmarks
+	$(VENV)/bin/ruff check sepmamba_sb tests benchmarks recipes
 
 test: build lint
 	$(PY) -m pytest -q tests
