@@ -40,6 +40,8 @@ import torch
 import torchaudio
 from speechbrain.processing.signal_processing import rescale
 
+from sepmamba_sb.data.corpus import read_mono
+
 logger = logging.getLogger(__name__)
 
 STYLES = ("speechbrain", "sepmamba")
@@ -154,11 +156,10 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         if info.samplerate != self.sample_rate:
             cached = self.cache_folder / f"{self.sample_rate}" / path.relative_to(self.base_folder)
             if not cached.exists():
-                audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-                audio = torchaudio.functional.resample(torch.from_numpy(audio.mean(1)), rate, self.sample_rate)
+                audio = read_mono(path, self.sample_rate)
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 with tempfile.NamedTemporaryFile(dir=cached.parent, suffix=".wav", delete=False) as tmp:
-                    sf.write(tmp.name, audio.numpy(), self.sample_rate, subtype="FLOAT")
+                    sf.write(tmp.name, audio, self.sample_rate, subtype="FLOAT")
                 os.replace(tmp.name, cached)
             path = cached
         audio, _ = sf.read(str(path), dtype="float32", always_2d=True)
