@@ -20,22 +20,16 @@ def _seed_and_backend(monkeypatch):
 REPO = pathlib.Path(__file__).resolve().parents[1]
 WSJ0MIX = REPO / "recipes" / "WSJ0Mix"
 
-# a tiny wsj0-2mix-layout corpus of real speech; disjoint speakers, 3 in tr for 3-speaker mixing
-TINY_SPEAKERS = {"tr": ["en-allison", "it-carlo", "fr-june"], "cv": ["ru-ivrvoice", "ps-austen"],
-                 "tt": ["c2-ve9qrp", "c2-vk5qi"]}
-TINY_MIXTURES = {"tr": 8, "cv": 3, "tt": 3}
-
-
 @pytest.fixture(scope="session")
 def tiny_corpus():
-    """Built from Debian packages once and cached (``$SEPMAMBA_CACHE``); skipped, saying why, where
-    apt cannot fetch them."""
-    from sepmamba_sb.data.corpus import build_corpus
+    """The "tiny" preset (real speech, disjoint speakers, 3 in tr for 3-speaker mixing), built from
+    Debian packages once and cached (``$SEPMAMBA_CACHE``); skipped, saying why, where apt cannot
+    fetch them."""
+    from sepmamba_sb.data.corpus import PRESETS, build_corpus
     from sepmamba_sb.data.speech_sources import SpeechFetchError, cache_dir
 
     try:
-        return build_corpus(cache_dir() / "tests" / "tiny-2mix", TINY_SPEAKERS, TINY_MIXTURES,
-                            max_utterances_per_speaker=6)
+        return build_corpus(cache_dir() / "tests" / "tiny-2mix", **PRESETS["tiny"])
     except SpeechFetchError as exc:
         pytest.skip(f"real speech from Debian packages unavailable here: {exc}")
 
@@ -46,3 +40,21 @@ def load_recipe_module(relative: str, name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_corpus, tmp_path_factory):
+    """A MiniMix recipe run (the demo's model and settings) trained briefly on the tiny corpus."""
+    import os
+    import subprocess
+
+    out = tmp_path_factory.mktemp("minimix") / "run"
+    recipe = REPO / "recipes" / "MiniMix"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env.pop("SEPMAMBA_SCAN_BACKEND", None)
+    cmd = [sys.executable, "train.py", "hparams/sepmamba-minimix.yaml", "--data_folder", str(tiny_corpus),
+           "--output_folder", str(out), "--N_epochs", "3", "--dm_num_mixtures", "32", "--device", "cpu",
+           "--noprogressbar"]
+    done = subprocess.run(cmd, cwd=recipe, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return out

@@ -1,11 +1,20 @@
 """sepmamba_sb.data: utterances, mixtures and the tiny real-speech corpus the recipe tests use."""
 
+import os
+import sys
+
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import TINY_MIXTURES, TINY_SPEAKERS
 
-from sepmamba_sb.data.corpus import build_corpus, mix_sources, speaker_folder, split_into_utterances
+from sepmamba_sb.data.corpus import (
+    PRESETS,
+    build_corpus,
+    mix_sources,
+    speaker_folder,
+    split_into_utterances,
+    split_speakers,
+)
 from sepmamba_sb.data.speech_sources import SPEAKERS, fetch_packages
 
 
@@ -31,7 +40,7 @@ def test_mix_is_the_sum_at_the_drawn_levels_and_below_0_9():
 
 
 def test_tiny_corpus_layout_disjoint_speakers_and_sums(tiny_corpus):
-    for split, count in TINY_MIXTURES.items():
+    for split, count in PRESETS["tiny"]["mixtures"].items():
         folder = tiny_corpus / "wav8k" / "min" / split
         mixes = sorted((folder / "mix").glob("*.wav"))
         assert len(mixes) == count
@@ -43,15 +52,16 @@ def test_tiny_corpus_layout_disjoint_speakers_and_sums(tiny_corpus):
             assert np.abs(mix - (s1 + s2)).max() < 3 / 32768  # 16-bit rounding of three files
             level = float(mix_path.stem.split("_")[-1])  # the second source's level, in the name
             assert -5.0 <= level <= 5.0
-    speakers = {split: set(speaker_folder(tiny_corpus / "raw" / split)) for split in TINY_SPEAKERS}
-    assert speakers == {split: set(names) for split, names in TINY_SPEAKERS.items()}
+    tiny = PRESETS["tiny"]["speakers"]
+    speakers = {split: set(speaker_folder(tiny_corpus / "raw" / split)) for split in tiny}
+    assert speakers == {split: set(names) for split, names in tiny.items()}
     licences = (tiny_corpus / "LICENSES").read_text()
-    assert all(SPEAKERS[n].licence in licences for names in TINY_SPEAKERS.values() for n in names)
+    assert all(SPEAKERS[n].licence in licences for names in tiny.values() for n in names)
 
 
 def test_second_build_is_instant_and_shared_speakers_are_refused(tiny_corpus, tmp_path):
     stamp = (tiny_corpus / "manifest.json").stat().st_mtime_ns
-    build_corpus(tiny_corpus, TINY_SPEAKERS, TINY_MIXTURES, max_utterances_per_speaker=6)
+    build_corpus(tiny_corpus, **PRESETS["tiny"])
     assert (tiny_corpus / "manifest.json").stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="disjoint speakers"):
         build_corpus(tmp_path / "bad", {"tr": ["en-allison"], "cv": ["en-allison"]}, {"tr": 1, "cv": 1})
@@ -63,3 +73,48 @@ def test_missing_apt_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(speech_sources.shutil, "which", lambda tool: None)
     with pytest.raises(speech_sources.SpeechFetchError, match="apt-get is not available.*espeak-ng"):
         fetch_packages(["codec2-examples"], root=tmp_path)
+
+
+def test_any_speaker_folder_becomes_a_corpus(tmp_path):
+    """A user's own speaker-labelled recordings (here 8 synthetic voices), split automatically."""
+    rng = np.random.default_rng(0)
+    for s in range(8):
+        for u in range(3):
+            path = tmp_path / "voices" / f"spk{s}" / f"u{u}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(str(path), (rng.standard_normal(16000 * 3) * 0.1).astype("float32"), 16000)  # resampled
+    splits = split_speakers([f"spk{s}" for s in range(8)])
+    assert [len(splits[k]) for k in ("tr", "cv", "tt")] == [4, 2, 2]
+    root = build_corpus(tmp_path / "corpus", splits, {"tr": 4, "cv": 2, "tt": 2}, folder=tmp_path / "voices")
+    assert len(list((root / "wav8k" / "min" / "tt" / "mix").glob("*.wav"))) == 2
+    assert "recordings from" in (root / "LICENSES").read_text()
+    with pytest.raises(ValueError, match="too few"):
+        split_speakers(["a", "b", "c", "d", "e"])
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("my data")
+    with pytest.raises(FileExistsError, match="refusing to overwrite"):
+        build_corpus(tmp_path / "mine", splits, {"tr": 1, "cv": 1, "tt": 1}, folder=tmp_path / "voices")
+
+
+def test_command_line_builds_from_a_folder_and_from_fake_espeak(tmp_path, monkeypatch):
+    """python -m sepmamba_sb.data: --speakers-folder, and --espeak through a stand-in espeak-ng."""
+    from sepmamba_sb.data.__main__ import main
+
+    rng = np.random.default_rng(0)
+    for s in range(6):
+        for u in range(2):
+            path = tmp_path / "voices" / f"v{s}" / f"{u}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(str(path), (rng.standard_normal(8000 * 5) * 0.1).astype("float32"), 8000)
+    assert main(["--out", str(tmp_path / "c1"), "--speakers-folder", str(tmp_path / "voices")]) == 0
+    assert (tmp_path / "c1" / "wav8k" / "min" / "tt" / "s2").is_dir()
+    fake = tmp_path / "bin" / "espeak-ng"  # writes 3 s of noise where espeak-ng would write speech
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\nimport sys, numpy, soundfile\n"
+                    "soundfile.write(sys.argv[sys.argv.index('-w') + 1], numpy.random.rand(66150) - 0.5, 22050)\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    assert main(["--out", str(tmp_path / "c2"), "--espeak"]) == 0
+    assert len(speaker_folder(tmp_path / "c2" / "raw" / "tr")) >= 2
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert main(["--out", str(tmp_path / "c3"), "--espeak"]) == 2

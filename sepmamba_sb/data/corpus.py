@@ -32,7 +32,7 @@ from tqdm import tqdm
 from sepmamba_sb.data.speech_sources import SPEAKERS, speaker_files
 
 SPLITS = ("tr", "cv", "tt")
-FORMAT_VERSION = 2  # bump when the output of a given manifest changes, so cached corpora are rebuilt
+FORMAT_VERSION = 3  # bump when the output of a given manifest changes, so cached corpora are rebuilt
 
 
 def read_mono(path: Path, sample_rate: int) -> np.ndarray:
@@ -136,7 +136,9 @@ def make_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, count: in
                   sample_rate: int, rng: np.random.Generator, level_range_db: float = 5.0) -> list[str]:
     """Write ``count`` mixtures of ``num_spks`` distinct speakers into ``out_dir/{mix,s1,s2,...}``.
 
-    The first source sits at 0 dB, the others at levels drawn uniformly in +-``level_range_db``.
+    Speakers are drawn in proportion to their number of utterances (as drawing utterances uniformly),
+    without repeats; the first source sits at 0 dB, the others at levels drawn uniformly in
+    +-``level_range_db``.
 
     Returns
     -------
@@ -149,8 +151,9 @@ def make_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, count: in
     for folder in ["mix"] + [f"s{i + 1}" for i in range(num_spks)]:
         (out_dir / folder).mkdir(parents=True, exist_ok=True)
     ids = []
+    weights = np.array([len(utterances[s]) for s in speakers], dtype=float)
     for _ in range(count):
-        chosen = rng.choice(len(speakers), size=num_spks, replace=False)
+        chosen = rng.choice(len(speakers), size=num_spks, replace=False, p=weights / weights.sum())
         paths = [utterances[speakers[i]][rng.integers(len(utterances[speakers[i]]))] for i in chosen]
         levels = [0.0] + [float(rng.uniform(-level_range_db, level_range_db)) for _ in range(num_spks - 1)]
         mixture, sources = mix_sources([read_mono(p, sample_rate) for p in paths], levels)
@@ -162,20 +165,25 @@ def make_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, count: in
     return ids
 
 
-def write_licences(root: Path, speakers: list[str]) -> None:
-    """``root/LICENSES``: each speaker's source package, credit and licence."""
-    lines = ["Sources of the recordings in this corpus (Debian packages, fetched with apt-get download):", ""]
+def write_licences(root: Path, speakers: list[str], folder: Path | None = None) -> None:
+    """``root/LICENSES``: each speaker's source (Debian package, credit, licence, or the user's folder)."""
+    lines = ["Sources of the recordings in this corpus:", ""]
     for name in speakers:
+        if folder is not None:
+            lines.append(f"{name}: recordings from {folder / name}; their licence is their owner's.")
+            continue
         s = SPEAKERS[name]
-        lines.append(f"{name}: {s.description}. Package {s.package}. Recorded by {s.credit}. Licence: {s.licence}.")
+        lines.append(f"{name}: {s.description}. Debian package {s.package} (apt-get download). "
+                     f"Recorded by {s.credit}. Licence: {s.licence}.")
     lines += ["", "Mixtures, cuts and level changes were made by sepmamba_sb.data.corpus; the licences above",
               "apply to the derived files as well (CC-BY-SA material stays CC-BY-SA)."]
     (root / "LICENSES").write_text("\n".join(lines) + "\n")
 
 
 def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mapping[str, int], num_spks: int = 2,
-                 sample_rate: int = 8000, seed: int = 1234, max_utterances_per_speaker: int | None = None) -> Path:
-    """Build (or reuse) a corpus of Debian-package speech in the wsj0-2mix layout.
+                 sample_rate: int = 8000, seed: int = 1234, max_utterances_per_speaker: int | None = None,
+                 folder: Path | None = None) -> Path:
+    """Build (or reuse) a corpus of real speech in the wsj0-2mix layout.
 
     Parameters
     ----------
@@ -183,13 +191,17 @@ def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mappin
         Output folder. It gets ``raw/<split>/<speaker>/*.wav`` (speaker-labelled utterances),
         ``wav8k/min/<split>/{mix,s1,s2}``, ``LICENSES`` and ``manifest.json``.
     speakers : Mapping
-        Split ("tr", "cv", "tt") -> speaker names from ``SPEAKERS``; splits must not share speakers.
+        Split ("tr", "cv", "tt") -> speaker names (from ``SPEAKERS``, or sub-folders of ``folder``);
+        splits must not share speakers.
     mixtures : Mapping
         Split -> number of mixtures.
     num_spks, sample_rate, seed : int
         Sources per mixture, output rate, random seed.
     max_utterances_per_speaker : int, optional
         Cap per speaker (small test corpora).
+    folder : Path, optional
+        A speaker-labelled folder (``<folder>/<speaker>/**/*.wav``) to take the recordings from,
+        instead of the Debian packages.
 
     Returns
     -------
@@ -202,20 +214,54 @@ def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mappin
         raise ValueError(f"splits must have disjoint speakers, got {dict(speakers)}")
     manifest = {"speakers": {k: list(v) for k, v in speakers.items()}, "mixtures": dict(mixtures),
                 "num_spks": num_spks, "sample_rate": sample_rate, "seed": seed,
-                "max_utterances_per_speaker": max_utterances_per_speaker, "version": FORMAT_VERSION}
+                "max_utterances_per_speaker": max_utterances_per_speaker, "version": FORMAT_VERSION,
+                "folder": str(folder) if folder is not None else None}
     digest = hashlib.sha1(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
     done_file = root / "manifest.json"
     if done_file.exists() and json.loads(done_file.read_text()).get("digest") == digest:
         return root
     if root.exists():
-        shutil.rmtree(root)
+        if not done_file.exists() and any(root.iterdir()):
+            raise FileExistsError(f"{root} exists and is not a corpus this builder made; refusing to overwrite it")
+        shutil.rmtree(root)  # an earlier corpus with other settings
     rng = np.random.default_rng(seed)
-    files = speaker_files(used)
+    if folder is not None:
+        available = speaker_folder(folder)
+        unknown = [s for s in used if s not in available]
+        if unknown:
+            raise KeyError(f"speakers {unknown} are not sub-folders of {folder}")
+        files = {s: available[s] for s in used}
+    else:
+        files = speaker_files(used)
     rate_dir = f"wav{sample_rate // 1000}k"
     for split in tqdm([s for s in SPLITS if s in speakers], desc="building corpus", unit="split"):
         utterances = make_utterances({s: files[s] for s in speakers[split]}, root / "raw" / split, sample_rate, rng,
                                      max_utterances_per_speaker)
         make_mixtures(utterances, root / rate_dir / "min" / split, mixtures[split], num_spks, sample_rate, rng)
-    write_licences(root, used)
+    write_licences(root, used, folder)
     done_file.write_text(json.dumps({**manifest, "digest": digest}, indent=1) + "\n")
     return root
+
+
+PRESETS = {
+    # the demo: 4 training voices (2 F, 2 M, ~75 min), 3 validation and 5 test voices, all disjoint
+    # (more training voices generalise better than a female voice held out for cv: measured)
+    "demo": {"speakers": {"tr": ["en-allison", "it-carlo", "ru-ivrvoice", "c2-ve9qrp"],
+                          "cv": ["c2-vk5qi", "c2-hts", "c2-mmt1"],
+                          "tt": ["fr-june", "ps-austen", "c2-morig", "c2-bigdog", "c2-cross"]},
+             "mixtures": {"tr": 400, "cv": 20, "tt": 40}, "max_utterances_per_speaker": None},
+    # the test suite's: 3 training voices (for 3-speaker mixing), 6 utterances each
+    "tiny": {"speakers": {"tr": ["en-allison", "it-carlo", "fr-june"], "cv": ["ru-ivrvoice", "ps-austen"],
+                          "tt": ["c2-ve9qrp", "c2-vk5qi"]},
+             "mixtures": {"tr": 8, "cv": 3, "tt": 3}, "max_utterances_per_speaker": 6},
+}
+
+
+def split_speakers(names: list[str], num_spks: int = 2) -> dict[str, list[str]]:
+    """Disjoint tr/cv/tt speaker lists from a list of speakers (sorted): about 10 % each for cv and
+    tt, at least ``num_spks`` in every split."""
+    names = sorted(names)
+    held = max(num_spks, round(0.1 * len(names)))
+    if len(names) < 3 * num_spks or len(names) - 2 * held < num_spks:
+        raise ValueError(f"{len(names)} speakers are too few for three disjoint splits of at least {num_spks}: {names}")
+    return {"tr": names[:-2 * held], "cv": names[-2 * held:-held], "tt": names[-held:]}

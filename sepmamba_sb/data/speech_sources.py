@@ -3,8 +3,10 @@ downloaded with ``apt-get download`` (into a private apt state, so no ``sudo``) 
 ``dpkg -x``. WSJ0 is licensed; these are not, and they make a small corpus any machine can build.
 
 ``SPEAKERS`` lists the voices: one speaker each, their package, where their files are inside it and
-the licence of the recordings. Two things to know: the Spanish Asterisk prompts are the English
-speaker (never pair them), and some codec2 files are coded copies or modem noise (left out).
+the licence of the recordings. Things to know: the Spanish Asterisk prompts are the English speaker
+(never pair them); codec2's f2400/m2400 are coded copies of forig/morig, hts1a/hts2a one speaker,
+and david4, vk2tpm_004 and all.wav modem noise or compilations (all left out); the short codec2
+voices (under 5 s) give one utterance each (forig, 1.6 s, gives none and is left out).
 """
 
 from __future__ import annotations
@@ -45,6 +47,16 @@ SPEAKERS = {
                 "English, male, amateur radio recording"),
         Speaker("c2-vk5qi", "codec2-examples", (f"{_C2}/vk5qi.wav",), "LGPL-2.1", "codec2 project",
                 "English, male, amateur radio recording"),
+        Speaker("c2-hts", "codec2-examples", (f"{_C2}/hts1a.wav", f"{_C2}/hts2a.wav"), "LGPL-2.1",
+                "codec2 project", "English, male, clean recording"),
+        Speaker("c2-mmt1", "codec2-examples", (f"{_C2}/mmt1.wav",), "LGPL-2.1", "codec2 project",
+                "English, male, clean recording"),
+        Speaker("c2-morig", "codec2-examples", (f"{_C2}/morig.wav",), "LGPL-2.1", "codec2 project",
+                "English, male, clean recording"),
+        Speaker("c2-bigdog", "codec2-examples", (f"{_C2}/big_dog.wav",), "LGPL-2.1", "codec2 project",
+                "English, male, clean recording"),
+        Speaker("c2-cross", "codec2-examples", (f"{_C2}/cross.wav",), "LGPL-2.1", "codec2 project",
+                "English, male, telephone (mu-law) recording"),
         Speaker("ps-austen", "pocketsphinx-testdata",
                 ("usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_*.wav",),
                 "public domain (LibriVox)", "LibriVox volunteer reader", "English, read book, 16 kHz"),
