@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sepmamba_sb.lobes.unet import SepMambaUNet, fit_length, make_activation
+from sepmamba_sb.lobes.unet import SepMambaUNet, fit_length, make_activation, remember_config
 
 
 class Encoder(nn.Module):
@@ -46,6 +46,7 @@ class Encoder(nn.Module):
     estimates back to the input length).
     """
 
+    @remember_config
     def __init__(self, kernel_size: int = 16, out_channels: int = 64, stride: int = 2, act_fn: str = "relu",
                  strict_causal: bool = False):
         super().__init__()
@@ -71,6 +72,7 @@ class MaskNet(SepMambaUNet):
     levels cannot take (under about 45 frames, or odd ones) are zero-padded at the end and cut back.
     """
 
+    @remember_config
     def __init__(self, dim: int = 64, kernel_sizes: Sequence[int] = (16, 16, 16), strides: Sequence[int] = (2, 2, 2),
                  num_blocks: int = 4, act_fn: str = "relu", num_spks: int = 2, causal: bool = False,
                  strict_causal: bool = False, d_state: int = 16, d_conv: int = 4, expand: int = 2):
@@ -101,6 +103,7 @@ class Decoder(nn.ConvTranspose1d):
         Those of the Encoder.
     """
 
+    @remember_config
     def __init__(self, in_channels: int = 64, kernel_size: int = 16, stride: int = 2):
         super().__init__(in_channels, 1, kernel_size, stride)
 

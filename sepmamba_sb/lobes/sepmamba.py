@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sepmamba_sb.lobes.unet import SepMambaUNet
+from sepmamba_sb.lobes.unet import SepMambaUNet, remember_config
 
 
 class SepMamba(SepMambaUNet):
@@ -51,6 +51,7 @@ class SepMamba(SepMambaUNet):
     torch.Size([2, 8001, 2])
     """
 
+    @remember_config
     def __init__(self, dim: int = 64, kernel_sizes: Sequence[int] = (16, 16, 16), strides: Sequence[int] = (2, 2, 2),
                  num_blocks: int = 4, act_fn: str = "relu", num_spks: int = 2, causal: bool = False,
                  strict_causal: bool = False, d_state: int = 16, d_conv: int = 4, expand: int = 2):

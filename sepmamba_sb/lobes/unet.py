@@ -15,6 +15,8 @@ parameters.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -22,6 +24,23 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sepmamba_sb.nnet import BiMamba
+
+
+def remember_config(init):
+    """Decorate ``__init__`` so that the module keeps its constructor arguments in ``self.config``
+    (sequences as lists): enough to rebuild it, e.g. in an exported hyperparams.yaml. With
+    subclasses, the outermost constructor's arguments win."""
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        bound = inspect.signature(init).bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        init(self, *args, **kwargs)
+        self.config = {k: list(v) if isinstance(v, (tuple, list)) else v
+                       for k, v in bound.arguments.items() if k != "self"}
+
+    return wrapper
+
 
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "mish": nn.Mish, "prelu": nn.PReLU}
 
