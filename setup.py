@@ -27,10 +27,11 @@ setup(
         "ninja",
         "numpy",
     ],
+    entry_points={"console_scripts": ["sepmamba-separate=sepmamba_sb.cli:main"]},
     extras_require={
         # CUDA kernels; their setup.py imports torch, so install with --no-build-isolation
         "cuda": ["mamba-ssm>=1.2", "causal-conv1d>=1.2"],
-        "test": ["pytest>=7", "ruff>=0.5"],
+        "test": ["pytest>=7", "ruff>=0.5", "matplotlib"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -1,0 +1,335 @@
+"""Separate recordings with a trained SepMamba, and export trained models as SpeechBrain hub folders.
+
+    from sepmamba_sb.inference import SepMambaSeparation
+    model = SepMambaSeparation.from_hparams(source="path/to/exported_model", savedir="pretrained")
+    sources = model.separate_file("meeting.wav")        # [1, T, S] at the file's rate and length
+
+A hub folder holds ``hyperparams.yaml`` (with a ``pretrainer``), one ``<module>.ckpt`` per module,
+a model card ``README.md`` and ``test_mixture.wav``; :func:`export` writes one from a training run.
+Both model forms work: the paper's direct ``sepmamba`` module, and the ``encoder``/``masknet``/
+``decoder`` triple (which SpeechBrain's own ``SepformerSeparation`` also loads).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+from speechbrain.inference.interfaces import Pretrained
+from tqdm import tqdm
+
+from sepmamba_sb.lobes import separate
+
+logger = logging.getLogger(__name__)
+
+TRIPLE = ("encoder", "masknet", "decoder")
+
+
+def read_audio(path: str | Path) -> tuple[torch.Tensor, int]:
+    """Read a file as mono float32 (channels averaged), checking what a separator cannot use.
+
+    Returns
+    -------
+    (torch.Tensor, int)
+        Samples [T] and the file's sample rate.
+
+    Raises
+    ------
+    ValueError
+        Naming the file: unreadable, empty, or holding NaN/Inf samples.
+    """
+    try:
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError, OSError) as exc:
+        raise ValueError(f"cannot read audio file {path}: {exc}") from exc
+    if audio.shape[0] == 0:
+        raise ValueError(f"audio file {path} is empty")
+    if not np.isfinite(audio).all():
+        raise ValueError(f"audio file {path} contains NaN or infinite samples")
+    return torch.from_numpy(audio.mean(axis=1)), rate
+
+
+def _align(tail: torch.Tensor, est: torch.Tensor, shared: int) -> torch.Tensor:
+    """``est`` [n, S] with its sources reordered to match ``tail`` [>= shared, S] on the first
+    ``shared`` samples (largest summed correlation)."""
+
+    def score(perm):
+        return sum(float(torch.dot(tail[:shared, s], est[:shared, p])) for s, p in enumerate(perm))
+
+    best = max(itertools.permutations(range(est.shape[-1])), key=score)
+    return est[:, list(best)]
+
+
+def separate_in_chunks(separate_batch, mix: torch.Tensor, chunk: int, overlap: int,
+                       progress: bool = True) -> torch.Tensor:
+    """Separate a long mixture [T] chunk by chunk; memory is that of one chunk plus the output.
+
+    Consecutive chunks overlap by ``overlap`` samples: each chunk's sources are reordered to match
+    the previous chunk on the overlap (the separator's output order is arbitrary), then cross-faded
+    linearly into it.
+
+    Returns
+    -------
+    torch.Tensor
+        [T, S] on the CPU.
+    """
+    length = mix.shape[-1]
+    if chunk <= overlap:
+        raise ValueError(f"chunk ({chunk} samples) must be longer than overlap ({overlap} samples)")
+    if length <= chunk:
+        return separate_batch(mix[None])[0].cpu()
+    hop = chunk - overlap
+    starts = list(range(0, length - overlap, hop))
+    out, tail = None, None
+    for start in tqdm(starts, desc="separating", unit="chunk", disable=not progress):
+        end = min(start + chunk, length)
+        est = separate_batch(mix[None, start:end])[0].cpu()
+        if out is None:
+            out = torch.zeros(length, est.shape[-1])
+            out[start:end] = est
+        else:
+            shared = min(tail.shape[0], est.shape[0])
+            est = _align(tail, est, shared)
+            fade = torch.linspace(0.0, 1.0, shared + 2)[1:-1, None]
+            out[start:start + shared] = out[start:start + shared] * (1 - fade) + est[:shared] * fade
+            out[start + shared:end] = est[shared:]
+        tail = est[hop:]
+        if end == length:
+            break
+    return out
+
+
+class SepMambaSeparation(Pretrained):
+    """A trained separator from a hub folder: ``from_hparams(source=<folder or hub id>)``.
+
+    The folder's ``hyperparams.yaml`` must define ``sample_rate``, ``num_spks``, ``modules`` (either
+    ``sepmamba`` or ``encoder``/``masknet``/``decoder``) and a ``pretrainer`` loading them;
+    :func:`export` writes such folders. Long inputs are separated in chunks of ``chunk_seconds``
+    overlapping by ``overlap_seconds`` (yaml keys of the same names override the defaults).
+    """
+
+    HPARAMS_NEEDED = ["sample_rate", "num_spks"]
+    MODULES_NEEDED = []  # one of the two forms, checked below
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        names = set(self.mods.keys())
+        if "sepmamba" not in names and not set(TRIPLE) <= names:
+            raise ValueError(f"modules must hold 'sepmamba' or {TRIPLE}, got {sorted(names)}")
+
+    def separate_batch(self, mix: torch.Tensor) -> torch.Tensor:
+        """Separate mixtures at the model's rate.
+
+        Parameters
+        ----------
+        mix : torch.Tensor
+            [B, T].
+
+        Returns
+        -------
+        torch.Tensor
+            [B, T, S] on the model's device.
+        """
+        mix = mix.to(self.device, torch.float32)
+        with torch.no_grad():
+            if "sepmamba" in self.mods:
+                return self.mods.sepmamba(mix)
+            return separate(self.mods.encoder, self.mods.masknet, self.mods.decoder, mix, self.hparams.num_spks)
+
+    def separate_file(self, path: str | Path, savedir: str | Path | None = None, chunk_seconds: float | None = None,
+                      overlap_seconds: float | None = None, progress: bool = True) -> torch.Tensor:
+        """Separate an audio file: averaged to mono, resampled to the model's rate and the sources
+        resampled back, so they have the file's rate and exactly its length.
+
+        Parameters
+        ----------
+        path : str or Path
+            A local file; with ``savedir``, a ``source::file`` hub path fetched into it.
+        chunk_seconds, overlap_seconds : float, optional
+            Chunking of long files (defaults: the yaml's, else 30 s and 2 s).
+        progress : bool
+            A progress bar over the chunks.
+
+        Returns
+        -------
+        torch.Tensor
+            [1, T, S] on the CPU, at the file's sample rate.
+        """
+        path = Path(path)
+        if not path.is_file() and savedir is not None and "::" in str(path):
+            from speechbrain.utils.fetching import fetch
+
+            source, name = str(path).split("::", 1)
+            path = Path(fetch(name, source=source, savedir=savedir))
+        if not path.is_file():
+            raise ValueError(f"audio file {path} does not exist")
+        mix, rate = read_audio(path)
+        model_rate = self.hparams.sample_rate
+        if rate != model_rate:
+            logger.info("resampling %s from %d Hz to the model's %d Hz", path, rate, model_rate)
+            mix = torchaudio.functional.resample(mix, rate, model_rate)
+        chunk = chunk_seconds or getattr(self.hparams, "chunk_seconds", 30.0)
+        overlap = overlap_seconds or getattr(self.hparams, "overlap_seconds", 2.0)
+        est = separate_in_chunks(self.separate_batch, mix, int(chunk * model_rate), int(overlap * model_rate),
+                                 progress)
+        if rate != model_rate:
+            est = torchaudio.functional.resample(est.t(), model_rate, rate).t()
+        length = int(round(mix.shape[-1] * rate / model_rate)) if rate != model_rate else mix.shape[-1]
+        est = est[:length] if est.shape[0] >= length else torch.nn.functional.pad(est, (0, 0, 0, length - est.shape[0]))
+        return est.unsqueeze(0)
+
+
+def _module_yaml(name: str, module: torch.nn.Module) -> str:
+    """``name: !new:<class>`` with the module's recorded constructor arguments."""
+    if not hasattr(module, "config"):
+        raise TypeError(f"module {name} ({type(module).__name__}) does not record its configuration; "
+                        "only sepmamba_sb.lobes modules can be exported")
+    cls = type(module)
+
+    def value(v):
+        return "[" + ", ".join(map(str, v)) + "]" if isinstance(v, list) else str(v)
+
+    return "\n".join([f"{name}: !new:{cls.__module__}.{cls.__name__}",
+                      *(f"    {k}: {value(v)}" for k, v in module.config.items())])
+
+
+def _hub_yaml(modules: dict, sample_rate: int, num_spks: int, chunk_seconds: float, overlap_seconds: float) -> str:
+    names = list(modules)
+    parts = [
+        "# SepMamba separator exported by sepmamba_sb.inference.export",
+        f"sample_rate: {sample_rate}",
+        f"num_spks: {num_spks}",
+        f"chunk_seconds: {chunk_seconds} # long files are separated in chunks of this length",
+        f"overlap_seconds: {overlap_seconds}",
+        "",
+        *(_module_yaml(n, m) + "\n" for n, m in modules.items()),
+        "modules:",
+        *(f"    {n}: !ref <{n}>" for n in names),
+        "",
+        "pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer",
+        "    loadables:",
+        *(f"        {n}: !ref <{n}>" for n in names),
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _test_metrics(run_folder: Path) -> dict | None:
+    """The ``avg`` row of a run's test_results.csv, if any."""
+    path = run_folder / "test_results.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["snt_id"] == "avg":
+                return {k: float(v) for k, v in row.items() if k != "snt_id"}
+    return None
+
+
+def _model_card(modules: dict, sample_rate: int, num_spks: int, metrics: dict | None, training: str) -> str:
+    params = sum(p.numel() for m in modules.values() for p in m.parameters())
+    form = "the paper's direct model (waveforms out)" if "sepmamba" in modules else \
+        "SpeechBrain's masking form (encoder, masknet, decoder)"
+    lines = [
+        "# SepMamba speech separator",
+        "",
+        f"SepMamba ([arXiv 2410.20997](https://arxiv.org/abs/2410.20997)), {form}: {params:,} parameters, "
+        f"{num_spks} speakers, {sample_rate} Hz.",
+        "",
+        "## Architecture",
+        "",
+        *(f"- `{n}`: `{type(m).__name__}({', '.join(f'{k}={v!r}' for k, v in m.config.items())})`"
+          for n, m in modules.items()),
+        "",
+        "## Training data",
+        "",
+        training,
+        "",
+        "## Results on the training recipe's test set",
+        "",
+    ]
+    if metrics:
+        lines += ["| SI-SNR | SI-SNRi | SDR | SDRi | SI-SDR | SI-SDRi |", "|---|---|---|---|---|---|",
+                  "| " + " | ".join(f"{metrics[k]:.2f}" for k in ("si-snr", "si-snr_i", "sdr", "sdr_i", "si-sdr",
+                                                                   "si-sdr_i")) + " |",
+                  "", "Measured by the recipe's `test_results.csv` (full-length test mixtures, dB)."]
+    else:
+        lines.append("No test results were found beside the checkpoint.")
+    lines += [
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "from sepmamba_sb.inference import SepMambaSeparation",
+        'model = SepMambaSeparation.from_hparams(source="<this folder>", savedir="pretrained")',
+        'sources = model.separate_file("test_mixture.wav")   # [1, T, S]',
+        "```",
+        "",
+        "or `sepmamba-separate <this folder> mixture.wav --out separated/`.",
+    ]
+    if "sepmamba" not in modules:
+        lines += ["", "SpeechBrain's `speechbrain.inference.separation.SepformerSeparation.from_hparams` loads "
+                  "this folder too."]
+    return "\n".join(lines) + "\n"
+
+
+def export(source, out_dir: str | Path, test_mixture: str | Path | None = None, chunk_seconds: float = 30.0,
+           overlap_seconds: float = 2.0) -> Path:
+    """Write a SpeechBrain hub folder from a training run.
+
+    Parameters
+    ----------
+    source : Path or speechbrain.core.Brain
+        A run's output folder (with ``hyperparams.yaml`` and ``save/CKPT+*``: the checkpoint with the
+        best validation SI-SNR is loaded), or a Brain holding trained ``modules`` and ``hparams``.
+    out_dir : str or Path
+        Created; existing files are replaced.
+    test_mixture : str or Path, optional
+        Copied as ``test_mixture.wav`` (default: the first mixture of the run's test CSV).
+    chunk_seconds, overlap_seconds : float
+        Written to the yaml for long-file separation.
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+    """
+    from hyperpyyaml import load_hyperpyyaml
+    from speechbrain.dataio.dataio import load_data_csv
+
+    if isinstance(source, (str, Path)):
+        run = Path(source)
+        hparams_path = run / "hyperparams.yaml"
+        if not hparams_path.is_file():
+            raise FileNotFoundError(f"{run} is not a training run folder: {hparams_path} is missing")
+        with open(hparams_path, encoding="utf-8") as f:
+            hparams = load_hyperpyyaml(f)
+        if hparams["checkpointer"].recover_if_possible(max_key="si-snr") is None:
+            raise FileNotFoundError(f"no checkpoint in {hparams['save_folder']} to export")
+        modules = dict(hparams["modules"])
+    else:
+        hparams, modules = vars(source.hparams), dict(source.modules)
+        run = Path(hparams["output_folder"])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, module in modules.items():
+        torch.save(module.state_dict(), out / f"{name}.ckpt")
+    sample_rate, num_spks = hparams["sample_rate"], hparams["num_spks"]
+    (out / "hyperparams.yaml").write_text(_hub_yaml(modules, sample_rate, num_spks, chunk_seconds, overlap_seconds))
+    if test_mixture is None and hparams.get("test_data"):
+        rows = load_data_csv(hparams["test_data"], replacements={"data_root": hparams["data_folder"]})
+        test_mixture = next(iter(rows.values()))["mix_wav"] if rows else None
+    if test_mixture is not None:
+        shutil.copy(test_mixture, out / "test_mixture.wav")
+    training = (f"Trained with the `{hparams.get('experiment_name', '?')}` recipe on `{hparams.get('data_folder')}`"
+                + (f", dynamic mixing from `{hparams.get('base_folder_dm')}`." if hparams.get("dynamic_mixing")
+                   else "."))
+    (out / "README.md").write_text(_model_card(modules, sample_rate, num_spks, _test_metrics(run), training))
+    logger.info("exported %s to %s", ", ".join(modules), out)
+    return out

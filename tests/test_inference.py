@@ -1,0 +1,193 @@
+"""sepmamba_sb.inference and the sepmamba-separate CLI, on a model trained by the MiniMix recipe."""
+
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import REPO
+from speechbrain.inference.separation import SepformerSeparation
+
+from sepmamba_sb.cli import main as cli_main
+from sepmamba_sb.inference import SepMambaSeparation, export, read_audio, separate_in_chunks
+from sepmamba_sb.lobes import Decoder, Encoder, MaskingSeparator, MaskNet, SepMamba
+
+
+def si_snr(estimate, reference):
+    estimate, reference = estimate - estimate.mean(), reference - reference.mean()
+    projection = (estimate @ reference) / (reference @ reference) * reference
+    return float(10 * torch.log10(projection.square().sum() / (estimate - projection).square().sum()))
+
+
+def best_si_snr(est, ref):
+    """Mean SI-SNR of est [T, 2] against ref [T, 2] under the better source order."""
+    return max((si_snr(est[:, 0], ref[:, a]) + si_snr(est[:, 1], ref[:, 1 - a])) / 2 for a in (0, 1))
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run, tmp_path_factory):
+    return export(trained_run, tmp_path_factory.mktemp("hub") / "model")
+
+
+@pytest.fixture(scope="module")
+def model(exported, tmp_path_factory):
+    return SepMambaSeparation.from_hparams(source=str(exported), savedir=str(tmp_path_factory.mktemp("pretrained")))
+
+
+@pytest.fixture(scope="module")
+def long_mixture(tiny_corpus):
+    """About 60 s of real two-speaker mixtures, end to end."""
+    parts = [sf.read(str(p), dtype="float32")[0] for p in sorted((tiny_corpus / "wav8k/min").rglob("mix/*.wav"))]
+    audio = np.concatenate(parts * (1 + int(60 * 8000 / sum(map(len, parts)))))[: 60 * 8000]
+    return torch.from_numpy(audio)
+
+
+def test_hub_folder_layout_and_model_card(exported, trained_run):
+    assert {p.name for p in exported.iterdir()} == {"hyperparams.yaml", "sepmamba.ckpt", "README.md",
+                                                    "test_mixture.wav"}
+    card = (exported / "README.md").read_text()
+    means = (trained_run / "test_results.csv").read_text().strip().splitlines()[-1].split(",")
+    assert f"{float(means[4]):.2f}" in card  # the recipe's measured SI-SNRi is in the model card
+    assert "pretrainer" in (exported / "hyperparams.yaml").read_text()
+
+
+def test_round_trip_gives_the_in_memory_models_output(model, exported, trained_run):
+    """export -> from_hparams -> separate_file equals the trained module itself."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    with open(trained_run / "hyperparams.yaml") as f:
+        hparams = load_hyperpyyaml(f)
+    hparams["checkpointer"].recover_if_possible(max_key="si-snr")
+    in_memory = hparams["sepmamba"].eval()
+    mix, _ = read_audio(exported / "test_mixture.wav")
+    with torch.no_grad():
+        expected = in_memory(mix[None])
+    got = model.separate_file(exported / "test_mixture.wav", progress=False)
+    assert got.shape == expected.shape == (1, mix.shape[0], 2)
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
+def test_masking_triple_exports_for_both_loaders(tmp_path):
+    class Run:  # a Brain-like object: trained modules and hparams
+        modules = {"encoder": Encoder(out_channels=8), "masknet": MaskNet(dim=8, num_blocks=1),
+                   "decoder": Decoder(8)}
+        hparams = SimpleNamespace(sample_rate=8000, num_spks=2, output_folder=str(tmp_path), test_data=None,
+                                  experiment_name="unit", data_folder="-")
+
+    sf.write(str(tmp_path / "mix.wav"), np.random.default_rng(0).standard_normal(3000).astype("float32") * 0.1, 8000)
+    out = export(Run(), tmp_path / "hub", test_mixture=tmp_path / "mix.wav")
+    ours = SepMambaSeparation.from_hparams(source=str(out), savedir=str(tmp_path / "a"))
+    theirs = SepformerSeparation.from_hparams(source=str(out), savedir=str(tmp_path / "b"))
+    mix = torch.randn(1, 3000)
+    expected = MaskingSeparator(*Run.modules.values(), num_spks=2).eval()(mix)
+    assert torch.allclose(ours.separate_batch(mix), expected, atol=1e-6)
+    assert torch.allclose(theirs.separate_batch(mix), expected, atol=1e-6)
+
+
+def test_chunked_long_file_agrees_with_whole_file_and_has_no_clicks(model, long_mixture):
+    with torch.no_grad():
+        whole = model.separate_batch(long_mixture[None])[0]
+    chunk, overlap = 10 * 8000, 2 * 8000
+    chunked = separate_in_chunks(model.separate_batch, long_mixture, chunk, overlap, progress=False)
+    assert chunked.shape == whole.shape == (60 * 8000, 2)
+    assert best_si_snr(chunked, whole) >= 25.0
+    # a click is a sample-to-sample jump far beyond what the signal itself does
+    jumps = chunked.diff(dim=0).abs()
+    typical = torch.quantile(jumps.flatten()[::7], 0.999)
+    for start in range(chunk - overlap, 60 * 8000 - overlap, chunk - overlap):
+        for edge in (start, start + overlap):
+            assert jumps[max(0, edge - 32):edge + 32].max() <= 2 * typical, edge
+
+
+def test_memory_does_not_grow_with_length(exported, long_mixture, tmp_path):
+    """Peak RSS separating 60 s vs 600 s, each in a fresh process: within 20 %."""
+    peaks = {}
+    for seconds in (60, 600):
+        path = tmp_path / f"long{seconds}.wav"
+        sf.write(str(path), np.tile(long_mixture.numpy(), seconds // 60), 8000)
+        code = ("import resource, sys, torch\n"
+                "from sepmamba_sb.profiling import track_memory_exactly\n"
+                "track_memory_exactly()\n"
+                "from sepmamba_sb.inference import SepMambaSeparation\n"
+                f"m = SepMambaSeparation.from_hparams(source={str(exported)!r}, savedir={str(tmp_path / 'p')!r})\n"
+                f"out = m.separate_file({str(path)!r}, progress=False)\n"
+                "assert out.shape[1] == int(sys.argv[1]) * 8000\n"
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        done = subprocess.run([sys.executable, "-c", code, str(seconds)], capture_output=True, text=True, env=env,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        peaks[seconds] = int(done.stdout.split()[-1])
+    assert peaks[600] <= 1.2 * peaks[60], peaks
+
+
+@pytest.mark.parametrize("rate,channels", [(16000, 1), (8000, 2), (44100, 2), (8000, 1)])
+def test_other_rates_and_stereo_keep_the_input_length(model, tmp_path, rate, channels):
+    n = int(1.3 * rate)
+    audio = np.random.default_rng(1).standard_normal((n, channels)).astype("float32") * 0.1
+    sf.write(str(tmp_path / "in.wav"), audio, rate)
+    out = model.separate_file(tmp_path / "in.wav", progress=False)
+    assert out.shape == (1, n, 2) and torch.isfinite(out).all()
+
+
+def test_short_files_work(model, tmp_path):
+    sf.write(str(tmp_path / "short.wav"), np.full(5, 0.1, dtype="float32"), 8000)
+    assert model.separate_file(tmp_path / "short.wav", progress=False).shape == (1, 5, 2)
+
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda p: sf.write(str(p), np.zeros(0, dtype="float32"), 8000), "is empty"),
+        (lambda p: sf.write(str(p), np.array([0.1, np.nan, 0.2], dtype="float32"), 8000, subtype="FLOAT"),
+         "NaN or infinite"),
+        (lambda p: p.write_bytes(b"RIFF....not audio"), "cannot read audio file"),
+        (lambda p: None, "does not exist"),
+    ],
+    ids=["empty", "nan", "unreadable", "missing"],
+)
+def test_bad_files_are_clear_errors_naming_the_file(model, tmp_path, make, match):
+    path = tmp_path / "bad.wav"
+    make(path)
+    with pytest.raises(ValueError, match=match) as info:
+        model.separate_file(path, progress=False)
+    assert "bad.wav" in str(info.value)
+
+
+def test_cli_writes_sources_and_fails_in_one_line(exported, tmp_path, capsys):
+    mix = exported / "test_mixture.wav"
+    assert cli_main([str(exported), str(mix), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    for s in (1, 2):
+        audio, rate = sf.read(str(tmp_path / "out" / f"test_mixture_s{s}.wav"))
+        assert rate == 8000 and len(audio) == sf.info(str(mix)).frames and np.abs(audio).max() <= 0.9 + 1e-4
+    capsys.readouterr()
+    assert cli_main([str(exported), str(tmp_path / "missing.wav"), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+    (tmp_path / "bad.wav").write_bytes(b"junk")
+    assert cli_main([str(exported), str(tmp_path / "bad.wav"), "--out", str(tmp_path), "--quiet"]) == 2
+    assert "bad.wav" in capsys.readouterr().err
+    assert cli_main([str(tmp_path / "no-model"), str(mix), "--out", str(tmp_path), "--quiet"]) == 2
+    assert "cannot load the model" in capsys.readouterr().err
+
+
+def test_console_entry_point_is_installed():
+    done = subprocess.run(["sepmamba-separate", "--help"], capture_output=True, text=True,
+                          env=dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]))
+    assert done.returncode == 0 and "MODEL" in done.stdout.upper()
+
+
+def test_direct_model_from_a_brain_like_object(tmp_path):
+    class Run:
+        modules = {"sepmamba": SepMamba(dim=8, num_blocks=1)}
+        hparams = SimpleNamespace(sample_rate=8000, num_spks=2, output_folder=str(tmp_path), test_data=None,
+                                  experiment_name="unit", data_folder="-")
+
+    sf.write(str(tmp_path / "mix.wav"), np.zeros(100, dtype="float32"), 8000)
+    out = export(Run(), tmp_path / "hub", test_mixture=tmp_path / "mix.wav")
+    loaded = SepMambaSeparation.from_hparams(source=str(out), savedir=str(tmp_path / "p"))
+    mix = torch.randn(2, 900)
+    assert torch.allclose(loaded.separate_batch(mix), Run.modules["sepmamba"].eval()(mix), atol=1e-6)
