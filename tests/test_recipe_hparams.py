@@ -6,7 +6,8 @@ import pytest
 from conftest import WSJ0MIX
 from hyperpyyaml import load_hyperpyyaml
 
-HPARAMS = sorted((WSJ0MIX / "separation" / "hparams").glob("*.yaml"))
+HPARAMS = sorted((WSJ0MIX / "separation" / "hparams").glob("*.yaml")) + sorted(
+    (WSJ0MIX.parent / "MiniMix" / "hparams").glob("*.yaml"))
 TRAIN_PY = (WSJ0MIX / "separation" / "train.py").read_text()
 RUN_OPTIONS = {"precision", "noprogressbar"}  # read by speechbrain.core.Brain from the hparams
 

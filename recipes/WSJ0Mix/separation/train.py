@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import logging
 import sys
+import time
 import warnings
 from itertools import permutations
 from pathlib import Path
@@ -141,6 +142,7 @@ class Separation(sb.Brain):
         if stage == sb.Stage.TRAIN:
             self.train_stats = {**stats, "skipped_batches": self.skipped_batches}
         elif stage == sb.Stage.VALID:
+            self.stop_if_out_of_time(epoch)
             current_lr = self.optimizer.param_groups[0]["lr"]
             if isinstance(self.hparams.lr_scheduler, ReduceLROnPlateau):
                 current_lr, next_lr = self.hparams.lr_scheduler([self.optimizer], epoch, stage_loss)
@@ -154,6 +156,18 @@ class Separation(sb.Brain):
             self.hparams.train_logger.log_stats(
                 stats_meta={"epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats
             )
+
+    def stop_if_out_of_time(self, epoch):
+        """With ``time_budget_minutes`` in the yaml, make this epoch the last once the budget is
+        spent (counted from the start of this process's training)."""
+        budget = getattr(self.hparams, "time_budget_minutes", None)
+        if budget is not None and time.monotonic() - self.fit_started > 60 * budget:
+            logger.info("time budget of %s min spent: epoch %d is the last", budget, epoch)
+            self.hparams.epoch_counter.limit = epoch
+
+    def on_fit_start(self):
+        self.fit_started = time.monotonic()
+        super().on_fit_start()
 
     def save_audio(self, snt_id, mix, targets, predictions):
         """Peak-normalised mixture, references and estimates of one test item under save_folder/audio."""

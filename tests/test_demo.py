@@ -1,0 +1,31 @@
+"""recipes/MiniMix/demo.py's pictures, on the briefly trained MiniMix run of the test session."""
+
+import re
+
+import numpy as np
+from conftest import REPO, load_recipe_module
+
+demo = load_recipe_module("../MiniMix/demo.py", "minimix_demo")
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_training_curve_and_spectrograms_are_pictures(trained_run, tmp_path):
+    demo.training_curve(trained_run, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").read_bytes()[:8] == PNG
+    rng = np.random.default_rng(0)
+    signals = {name: rng.standard_normal(8000).astype("float32") for name in ("mixture", "estimate 1", "estimate 2")}
+    demo.spectrograms(signals, 8000, tmp_path / "spec.png")
+    assert (tmp_path / "spec.png").read_bytes()[:8] == PNG
+
+
+def test_test_means_read_the_recipes_csv(trained_run):
+    means, rows = demo.test_means(trained_run)
+    assert set(means) == {"sdr", "sdr_i", "si-snr", "si-snr_i", "si-sdr", "si-sdr_i"}
+    assert len(rows) == 3 and all(np.isfinite(list(means.values())))
+
+
+def test_make_demo_is_the_readme_first_command():
+    readme = (REPO / "README.md").read_text()
+    assert readme.index("make demo") < readme.index("make test")
+    assert re.search(r"^demo: build\n\t\$\(PY\) recipes/MiniMix/demo.py", (REPO / "Makefile").read_text(), re.M)
