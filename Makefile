@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine (see README.md):
+#   make demo    set-up, build the MiniMix corpus, train a small SepMamba on the CPU, test, separate, pictures
 #   make test    set-up (.venv, pinned dependencies, the C++ kernel), then lint and the whole test suite
-#   make bench   the selective-scan benchmark of the README
+# and: make bench (selective-scan benchmark), make configs (the configurations table)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ PINS := torch==2.11.0 torchaudio==2.11.0 "speechbrain>=1.1,<1.2" hyperpyyaml "ru
 	-r recipes/WSJ0Mix/extra_requirements.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: setup build test lint bench clean
+.PHONY: setup build demo test lint bench configs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +32,14 @@ lint: setup
 test: build lint
 	$(PY) -m pytest -q tests
 
+demo: build
+	$(PY) recipes/MiniMix/demo.py --out demo
+
 bench: build
 	$(PY) benchmarks/scan_speed.py
 
+configs: build
+	$(PY) benchmarks/model_configs.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo
