@@ -13,7 +13,9 @@ lives elsewhere, so counts do not depend on which kernels a device has):
   :class:`sepmamba_sb.nnet.Mamba`: ``B * L * d_inner * (4 * d_state + 3)`` per call. Per channel,
   state and step: ``delta*A``, ``B*(delta*u)``, ``decay*h + input`` and ``C*h`` (4); per channel and
   step: ``delta*u``, ``D*u`` and the ``silu(z)`` gate (3). Exponentials, softplus and SiLU
-  evaluations, norms, activations, additions and biases are not counted, as is usual for MACs.
+  evaluations, norms, activations, additions and biases are not counted, as is usual for MACs;
+- ``nn.LSTM`` layers, whose fused CPU kernel the counter cannot see either (checked once), by a hook:
+  ``B * T * directions * 4 * H * (I + H)`` per layer (I: the layer's input size, H: hidden size).
 
 Peak memory is the growth of the peak over what was in use when the measurement started:
 ``torch.cuda.max_memory_allocated`` on CUDA, the peak resident set (VmHWM, Linux only) on CPU.
@@ -25,6 +27,7 @@ import copy
 import ctypes
 import ctypes.util
 import datetime
+import functools
 import os
 import platform
 import statistics
@@ -64,6 +67,25 @@ class MacCount:
         return self.total / 1e9 * sample_rate / self.num_samples
 
 
+def lstm_macs(module: nn.LSTM, batch: int, steps: int) -> int:
+    """MACs of an ``nn.LSTM`` call (gates' input and recurrent products; see the module docstring)."""
+    directions = 2 if module.bidirectional else 1
+    total = 0
+    for layer in range(module.num_layers):
+        inputs = module.input_size if layer == 0 else module.hidden_size * directions
+        total += batch * steps * directions * 4 * module.hidden_size * (inputs + module.hidden_size)
+    return total
+
+
+@functools.cache
+def _lstm_counted_by_flop_counter() -> bool:
+    lstm = nn.LSTM(4, 4, batch_first=True)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        lstm(torch.zeros(1, 2, 4))
+    return counter.get_total_flops() > 0
+
+
 def count_macs(model: nn.Module, num_samples: int) -> MacCount:
     """Count the MACs of one forward pass of ``model`` on a batch of one mixture of ``num_samples``.
 
@@ -80,13 +102,20 @@ def count_macs(model: nn.Module, num_samples: int) -> MacCount:
     """
     if any(p.device.type != "cpu" for p in model.parameters()):
         model = copy.deepcopy(model).cpu()
-    scans = []
+    scans, recurrent = [], []
 
     def on_mamba(module, args, _output):
         batch, length, _ = args[0].shape
         scans.append(scan_macs(batch, length, module.d_inner, module.d_state))
 
+    def on_lstm(module, args, _output):
+        data = args[0]
+        batch, steps = (data.shape[0], data.shape[1]) if module.batch_first else (data.shape[1], data.shape[0])
+        recurrent.append(lstm_macs(module, batch, steps))
+
     hooks = [m.register_forward_hook(on_mamba) for m in model.modules() if isinstance(m, Mamba)]
+    if not _lstm_counted_by_flop_counter():
+        hooks += [m.register_forward_hook(on_lstm) for m in model.modules() if isinstance(m, nn.LSTM)]
     counter = FlopCounterMode(display=False)
     try:
         with torch.no_grad(), counter:
@@ -95,7 +124,7 @@ def count_macs(model: nn.Module, num_samples: int) -> MacCount:
         for hook in hooks:
             hook.remove()
     scan = sum(scans)
-    return MacCount(total=counter.get_total_flops() // 2 + scan, scan=scan, num_samples=num_samples)
+    return MacCount(total=counter.get_total_flops() // 2 + scan + sum(recurrent), scan=scan, num_samples=num_samples)
 
 
 def _sync(device: torch.device) -> None:
