@@ -190,4 +190,5 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         delta_bias = None if delta_bias is None else delta_bias.float()
     else:
         scan = selective_scan_reference
-    return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    with torch.profiler.record_function(f"sepmamba_sb::selective_scan ({name})"):  # named in profiles
+        return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
