@@ -17,6 +17,10 @@ lives elsewhere, so counts do not depend on which kernels a device has):
 - ``nn.LSTM`` layers, whose fused CPU kernel the counter cannot see either (checked once), by a hook:
   ``B * T * directions * 4 * H * (I + H)`` per layer (I: the layer's input size, H: hidden size).
 
+Not counted: PyTorch's own ``nn.MultiheadAttention`` on its fused paths (its inference fast path,
+and the attention products of ``need_weights=False``), which the counter cannot see. SpeechBrain's
+attention, as in SepFormer, takes the explicit path and is counted in full.
+
 Peak memory is the growth of the peak over what was in use when the measurement started:
 ``torch.cuda.max_memory_allocated`` on CUDA, the peak resident set (VmHWM, Linux only) on CPU.
 """

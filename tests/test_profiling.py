@@ -100,3 +100,24 @@ def test_lstm_layers_are_counted_by_hand():
     macs = count_macs(Model(), 60)  # 10 steps
     per_layer = [10 * 2 * 4 * 5 * (6 + 5), 10 * 2 * 4 * 5 * (10 + 5)]
     assert macs.total == sum(per_layer) and macs.scan == 0
+
+
+def test_speechbrain_attention_is_counted_in_full():
+    """SpeechBrain's MultiheadAttention (SepFormer's) is seen whole: projections and attention products."""
+    from speechbrain.nnet.attention import MultiheadAttention
+
+    attention = MultiheadAttention(nhead=4, d_model=16)
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attention = attention
+
+        def forward(self, mix):
+            x = mix.view(1, -1, 16)
+            return self.attention(x, x, x)[0]
+
+    macs = count_macs(Model(), 16 * 50)  # 50 steps of 16 features
+    projections = 4 * 50 * 16 * 16  # q, k, v and out
+    products = 2 * 50 * 50 * 16  # q k^T and the weighted sum of v, over all heads
+    assert macs.total == projections + products
