@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine (see README.md):
 #   make demo    set-up, build the MiniMix corpus, train a small SepMamba on the CPU, test, separate, pictures
 #   make test    set-up (.venv, pinned dependencies, the C++ kernel), then lint and the whole test suite
-# and: make bench (selective-scan benchmark), make configs (the configurations table)
+# and: make bench (selective-scan benchmark), make configs (the configurations table),
+#      make efficiency (SepMamba vs SpeechBrain's separators; rewrites README.md's CPU table, ~40 min on 2 cores)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ PINS := torch==2.11.0 torchaudio==2.11.0 "speechbrain>=1.1,<1.2" hyperpyyaml "ru
 	-r recipes/WSJ0Mix/extra_requirements.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: setup build demo test lint bench configs clean
+.PHONY: setup build demo test lint bench configs efficiency clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +41,10 @@ bench: build
 
 configs: build
 	$(PY) benchmarks/model_configs.py
+
+efficiency: build
+	$(PY) benchmarks/efficiency.py --readme README.md
+	$(PY) benchmarks/profile_ops.py --output benchmarks/results/profile-cpu.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo

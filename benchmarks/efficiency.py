@@ -1,0 +1,301 @@
+"""The seed paper's efficiency table, measured: SepMamba beside SpeechBrain's SepFormer, Conv-TasNet, DPRNN.
+
+Usage::
+
+    python benchmarks/efficiency.py --readme README.md   # 4 s at 8 kHz, batch 1, CPU, all cores
+    python benchmarks/efficiency.py --device cuda        # on a GPU
+    python benchmarks/efficiency.py --quick --out /tmp/e # tiny sizes, < 3 min on 2 CPU cores (CI smoke test)
+    python benchmarks/efficiency.py --models sepmamba-S sepformer --seconds 8 --batch 2 --threads 1
+
+Models are ``benchmarks/separators/<name>.yaml`` (the SpeechBrain ones are the model sections of
+their upstream WSJ0Mix recipes). For each model, in a fresh process:
+
+- params, and GMAC per second of audio (:func:`sepmamba_sb.profiling.count_macs`, selective scan
+  included);
+- inference forward time: the median of ``--repeats`` (5 on CPU, 20 on CUDA by default)
+  ``torch.no_grad`` passes after 3 warm-up passes (:func:`warm_up`);
+- training step time: forward + PIT SI-SNR + backward + Adam step, the median likewise;
+- peak memory of one inference pass and of one training step, in a second fresh process
+  (:func:`sepmamba_sb.profiling.peak_memory`: resident-set growth on CPU with glibc set up to
+  return freed memory, which would slow the timings; ``max_memory_allocated`` growth on CUDA);
+- inference time (median of ``--repeats // 2``) and memory at each of ``--lengths``, for the plot.
+
+It writes ``efficiency-<device>.md`` (a markdown table: the seed table's columns plus the training
+step), ``efficiency-<device>.csv`` and ``efficiency-<device>.png`` (inference time and memory against
+input length, log scales) into ``--out`` (default ``benchmarks/results``). ``--readme`` also replaces
+the README section between ``<!-- efficiency-<device>:begin -->`` and ``<!-- efficiency-<device>:end -->``
+with that table and plot, so the README's numbers are this script's output, never typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from report import emit
+
+HERE = Path(__file__).resolve().parent
+MODELS = ("sepmamba-S", "sepmamba-M", "sepmamba-S-causal", "sepmamba-S-masking", "sepformer", "convtasnet", "dprnn")
+PAPER = {"sepmamba-S": "12.46", "sepmamba-M": "37.0", "sepformer": "257.94", "convtasnet": "2.82",
+         "dprnn": "42.52"}  # GMAC/s in the seed paper's table
+
+
+def build(name: str, device: torch.device):
+    from hyperpyyaml import load_hyperpyyaml
+
+    path = HERE / "separators" / f"{name}.yaml"
+    if not path.is_file():
+        raise SystemExit(f"no model {name!r}: {path} does not exist (choose from {', '.join(MODELS)})")
+    with open(path, encoding="utf-8") as f:
+        hparams = load_hyperpyyaml(f)
+    return hparams["model"].to(device), hparams["num_spks"]
+
+
+def warm_up(fn, device: torch.device, calls: int = 3) -> None:
+    """Run ``fn`` ``calls`` times, and on CUDA for at least 1 s, before it is timed: the first passes
+    of a fresh process are slower (oneDNN primitives, the allocator's pools; SepFormer's 4 s forward
+    on 2 CPU cores took 4.7-6.1 s for the first pass and 3.4-3.9 s from the third on), and a GPU's
+    clocks ramp up from idle."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    while device.type == "cuda" and time.perf_counter() - start < 1.0:
+        fn()
+
+
+def probe(name: str, seconds: float, batch: int, lengths: list[float], device: torch.device, repeats: int,
+          mode: str) -> dict:
+    """Measure one model in this process (started fresh by :func:`measure`).
+
+    ``mode="time"``: params, GMAC/s, and median inference and training-step times at ``seconds``,
+    and inference times at every length of ``lengths``. ``mode="memory"``: the peaks of the same
+    passes, in a process whose allocator is set up for it (timings there would be distorted).
+    """
+    from speechbrain.nnet.losses import get_si_snr_with_pitwrapper
+
+    from sepmamba_sb.profiling import count_macs, count_parameters, peak_memory, time_call, track_memory_exactly
+
+    if mode == "memory":
+        track_memory_exactly()
+    model, num_spks = build(name, device)
+    samples = int(seconds * 8000)
+    mix = torch.randn(batch, samples, device=device)
+    sources = torch.randn(batch, samples, num_spks, device=device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def forward(inputs=mix):
+        with torch.no_grad():
+            model(inputs)
+
+    def step():
+        loss = get_si_snr_with_pitwrapper(sources, model(mix)).mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def measure_call(fn, reps):
+        return time_call(fn, device, reps, warmup=0) if mode == "time" else (peak_memory(fn, device) or 0) / 2**20
+
+    warm_calls = 3 if mode == "time" else 1  # the peak of a pass is the same from the second pass on
+
+    result = {"model": name, "seconds": seconds}
+    if mode == "time":
+        result["params"] = count_parameters(model)
+        result["gmac_per_s"] = count_macs(model, samples).per_second(8000)
+    model.eval()
+    warm_up(forward, device, warm_calls)  # also allocates what a process allocates once
+    result["forward"] = measure_call(forward, repeats)
+    model.train()
+    warm_up(step, device, warm_calls)  # also creates Adam's state
+    result["train"] = measure_call(step, repeats)
+    model.eval()
+    result["curve"] = {}
+    for length in lengths:
+        inputs = torch.randn(batch, int(length * 8000), device=device)
+        warm_up(lambda inputs=inputs: forward(inputs), device, warm_calls)
+        result["curve"][str(length)] = measure_call(lambda inputs=inputs: forward(inputs), max(1, repeats // 2))
+    return result
+
+
+def measure(name: str, args) -> dict:
+    """Time and memory of one model, each measured in a fresh process."""
+    merged = {}
+    for mode in ("time", "memory"):
+        cmd = [sys.executable, __file__, "--probe", name, "--mode", mode, "--seconds", str(args.seconds),
+               "--batch", str(args.batch),
+               "--device", args.device, "--threads", str(args.threads), "--repeats", str(args.repeats),
+               "--lengths", *map(str, args.lengths)]
+        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            raise RuntimeError(f"measuring {name} ({mode}) failed:\n{done.stderr[-3000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        suffix = "_ms" if mode == "time" else "_peak_mb"
+        merged.update({k: v for k, v in result.items() if k not in ("forward", "train", "curve")})
+        merged[f"forward{suffix}"], merged[f"train{suffix}"] = result["forward"], result["train"]
+        merged[f"curve{suffix}"] = result["curve"]
+    return merged
+
+
+def plot(curves: dict, path: Path, machine: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, row in curves.items():
+        lengths = [float(k) for k in row["curve_ms"]]
+        style = "o-" if name.startswith("sepmamba") else "s--"
+        ax_time.plot(lengths, [v / 1000 for v in row["curve_ms"].values()], style, label=name)
+        ax_mem.plot(lengths, [max(v, 1e-3) for v in row["curve_peak_mb"].values()], style, label=name)
+    for ax, label in ((ax_time, "inference time (s)"), (ax_mem, "inference peak memory (MB)")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("input length (s at 8 kHz)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both")
+    ax_time.legend(fontsize=8)
+    fig.suptitle(f"Cost against input length. {machine}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def target_lines(rows: dict, device: torch.device) -> list[str]:
+    """SepMamba S against SepFormer and Conv-TasNet, where measured, with the issue's CPU targets."""
+    s, former, tasnet = rows.get("sepmamba-S"), rows.get("sepformer"), rows.get("convtasnet")
+    on_cpu = device.type == "cpu"
+
+    def target(text):
+        return f" (target {text})" if on_cpu else ""
+
+    checks = []
+    if s and former:
+        checks.append(f"inference {former['forward_ms'] / s['forward_ms']:.1f}x faster than SepFormer{target('>= 4x')}")
+        checks.append(f"inference peak memory {s['forward_peak_mb'] / max(former['forward_peak_mb'], 1e-9):.2f}x "
+                      f"SepFormer's{target('<= 0.5x')}")
+        checks.append(f"training step {former['train_ms'] / s['train_ms']:.1f}x faster than SepFormer's"
+                      f"{target('> 1x')}")
+    if s and tasnet:
+        checks.append(f"inference {tasnet['forward_ms'] / s['forward_ms']:.1f}x faster than Conv-TasNet"
+                      f"{target('>= 8x')}")
+    return ["", "SepMamba S: " + "; ".join(checks) + "."] if checks else []
+
+
+def number(value: float) -> str:
+    """Three significant figures at most, no exponent: 1234, 123, 12.3, 1.23, 0.12."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}" if value >= 0.1 else f"{value:.2f}"
+
+
+def replace_readme_section(readme: Path, device: torch.device, body: str) -> None:
+    """Put ``body`` between the README's ``<!-- efficiency-<device>:begin/end -->`` markers."""
+    begin, end = f"<!-- efficiency-{device.type}:begin -->", f"<!-- efficiency-{device.type}:end -->"
+    text = readme.read_text(encoding="utf-8")
+    if text.count(begin) != 1 or text.count(end) != 1:
+        raise SystemExit(f"--readme {readme}: needs one {begin} line and one {end} line")
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    readme.write_text(pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text), encoding="utf-8")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), help="default: all")
+    parser.add_argument("--seconds", type=float, default=4.0, help="input length for the table (default 4)")
+    parser.add_argument("--batch", type=int, default=1, help="mixtures per pass (default 1)")
+    parser.add_argument("--lengths", type=float, nargs="*", default=[1, 2, 4, 8, 16],
+                        help="input lengths (s) for the plot; none: no plot")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:index]")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all cores)")
+    parser.add_argument("--repeats", type=int, help="timed runs per measurement (median; default 5 on CPU, 20 on CUDA)")
+    parser.add_argument("--out", default=str(HERE / "results"), help="folder for efficiency-<device>.{md,csv,png}")
+    parser.add_argument("--readme", type=Path, help="also rewrite this README's efficiency-<device> section")
+    parser.add_argument("--quick", action="store_true", help="smoke-test sizes: 0.25 s, 1 repeat, plot at 0.25/0.5 s")
+    parser.add_argument("--probe", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=("time", "memory"), default="time", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 20 if args.device.startswith("cuda") else 5
+    for name in ("seconds", "batch", "threads", "repeats"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name} must be positive, got {getattr(args, name)}")
+    if any(length <= 0 for length in args.lengths):
+        parser.error(f"--lengths must be positive, got {args.lengths}")
+    torch.set_num_threads(args.threads)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as error:
+        parser.error(f"--device {args.device!r}: {error}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA GPU is available")
+    if device.type not in ("cpu", "cuda"):
+        parser.error(f"--device {args.device!r}: choose cpu or cuda")
+    if args.probe:
+        result = probe(args.probe, args.seconds, args.batch, args.lengths, device, args.repeats, args.mode)
+        print(json.dumps(result))
+        return 0
+    command = "python benchmarks/efficiency.py" + "".join(f" {shlex.quote(a)}" for a in (argv or sys.argv[1:]))
+    if args.quick:
+        args.seconds, args.repeats, args.lengths = 0.25, 1, [0.25, 0.5]
+    unknown = [m for m in args.models if not (HERE / "separators" / f"{m}.yaml").is_file()]
+    if unknown:
+        parser.error(f"unknown models {unknown}; choose from {', '.join(MODELS)}")
+    if args.readme and not args.readme.is_file():
+        parser.error(f"--readme {args.readme}: no such file")
+
+    from tqdm import tqdm
+
+    from sepmamba_sb.profiling import machine_description
+
+    machine = machine_description(device)
+    rows = {}
+    for name in tqdm(args.models, desc=f"efficiency at {args.seconds:g} s (plot: {args.lengths} s)", unit="model"):
+        rows[name] = measure(name, args)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"efficiency-{device.type}"
+    fields = ["model", "params", "gmac_per_s", "forward_ms", "train_ms", "forward_peak_mb", "train_peak_mb"]
+    with open(stem.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["seconds", "batch", "device", *fields])
+        writer.writeheader()
+        for row in rows.values():
+            writer.writerow({"seconds": args.seconds, "batch": args.batch, "device": args.device,
+                             **{k: row.get(k) for k in fields}})
+    memory = "resident-set" if device.type == "cpu" else "max_memory_allocated"
+    lines = [
+        f"`{command}`: {args.seconds:g} s at 8 kHz, batch {args.batch}, {device.type}; median of "
+        f"{args.repeats} runs after 3 warm-up runs; peak memory is {memory} growth. Machine: {machine}.",
+        "",
+        "| model | params | GMAC/s | GMAC/s (paper) | inference ms | train step ms | inference peak MB "
+        "| train step peak MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in rows.items():
+        lines.append(f"| {name} | {r['params'] / 1e6:.2f} M | {r['gmac_per_s']:.2f} | {PAPER.get(name, '-')} "
+                     f"| {number(r['forward_ms'])} | {number(r['train_ms'])} | {number(r['forward_peak_mb'])} "
+                     f"| {number(r['train_peak_mb'])} |")
+    lines += target_lines(rows, device)
+    if args.lengths:
+        png = stem.with_suffix(".png")
+        plot(rows, png, machine)
+        where = os.path.relpath(png, (args.readme.resolve().parent if args.readme else out.resolve()))
+        lines += ["", f"![inference time and peak memory against input length, {device.type}]({where})"]
+    table = "\n".join(lines)
+    emit(table, str(stem.with_suffix(".md")))
+    if args.readme:
+        replace_readme_section(args.readme, device, table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
