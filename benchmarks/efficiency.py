@@ -13,7 +13,7 @@ their upstream WSJ0Mix recipes). For each model, in a fresh process:
 - params, and GMAC per second of audio (:func:`sepmamba_sb.profiling.count_macs`, selective scan
   included);
 - inference forward time: the median of ``--repeats`` (5 on CPU, 20 on CUDA by default)
-  ``torch.no_grad`` passes after 3 warm-up passes (:func:`warm_up`);
+  ``torch.no_grad`` passes after 3 warm-up passes (on CUDA, at least 1 s of them);
 - training step time: forward + PIT SI-SNR + backward + Adam step, the median likewise;
 - peak memory of one inference pass and of one training step, in a second fresh process
   (:func:`sepmamba_sb.profiling.peak_memory`: resident-set growth on CPU with glibc set up to
@@ -37,7 +37,6 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -58,18 +57,6 @@ def build(name: str, device: torch.device):
     with open(path, encoding="utf-8") as f:
         hparams = load_hyperpyyaml(f)
     return hparams["model"].to(device), hparams["num_spks"]
-
-
-def warm_up(fn, device: torch.device, calls: int = 3) -> None:
-    """Run ``fn`` ``calls`` times, and on CUDA for at least 1 s, before it is timed: the first passes
-    of a fresh process are slower (oneDNN primitives, the allocator's pools; SepFormer's 4 s forward
-    on 2 CPU cores took 4.7-6.1 s for the first pass and 3.4-3.9 s from the third on), and a GPU's
-    clocks ramp up from idle."""
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    while device.type == "cuda" and time.perf_counter() - start < 1.0:
-        fn()
 
 
 def probe(name: str, seconds: float, batch: int, lengths: list[float], device: torch.device, repeats: int,
@@ -103,25 +90,27 @@ def probe(name: str, seconds: float, batch: int, lengths: list[float], device: t
         optimizer.zero_grad(set_to_none=True)
 
     def measure_call(fn, reps):
-        return time_call(fn, device, reps, warmup=0) if mode == "time" else (peak_memory(fn, device) or 0) / 2**20
-
-    warm_calls = 3 if mode == "time" else 1  # the peak of a pass is the same from the second pass on
+        """Time mode: the median after 3 warm-up runs, since a fresh process's first passes are slower
+        (oneDNN primitives, allocator pools: SepFormer's 4 s forward on 2 CPU cores took 4.7-6.1 s
+        at first, 3.4-3.9 s from the third pass on). Memory mode: the peak of the second run (the
+        first allocates once-per-process state, such as Adam's)."""
+        if mode == "time":
+            return time_call(fn, device, reps, warmup=3)
+        fn()
+        return (peak_memory(fn, device) or 0) / 2**20
 
     result = {"model": name, "seconds": seconds}
     if mode == "time":
         result["params"] = count_parameters(model)
         result["gmac_per_s"] = count_macs(model, samples).per_second(8000)
     model.eval()
-    warm_up(forward, device, warm_calls)  # also allocates what a process allocates once
     result["forward"] = measure_call(forward, repeats)
     model.train()
-    warm_up(step, device, warm_calls)  # also creates Adam's state
     result["train"] = measure_call(step, repeats)
     model.eval()
     result["curve"] = {}
     for length in lengths:
         inputs = torch.randn(batch, int(length * 8000), device=device)
-        warm_up(lambda inputs=inputs: forward(inputs), device, warm_calls)
         result["curve"][str(length)] = measure_call(lambda inputs=inputs: forward(inputs), max(1, repeats // 2))
     return result
 

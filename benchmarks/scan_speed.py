@@ -7,11 +7,12 @@ Usage::
     python benchmarks/scan_speed.py --device cuda        # mamba_ssm and reference on a GPU
 
 Each scan is called as Mamba calls it (z, D, delta_bias, softplus; float32). Times are medians of
-``--repeats`` runs after one warm-up run: forward under ``torch.no_grad()``, and forward + backward
-with every input requiring grad. Peak memory of one forward + backward (gradients, output and all
-temporaries) is measured in a fresh process per backend and size, after a warm-up run: on CPU the
-growth of the peak resident set (VmHWM, Linux) over the resident set once the inputs and the output
-gradient exist; on CUDA ``torch.cuda.max_memory_allocated`` over the memory allocated then.
+``--repeats`` runs after one warm-up run (on CUDA, at least 1 s of warm-up): forward under
+``torch.no_grad()``, and forward + backward with every input requiring grad. Peak memory of one
+forward + backward (gradients, output and all temporaries) is measured in a fresh process per
+backend and size, after a warm-up run: on CPU the growth of the peak resident set (VmHWM, Linux)
+over the resident set once the inputs and the output gradient exist; on CUDA
+``torch.cuda.max_memory_allocated`` over the memory allocated then.
 "x in+out" divides it by the bytes of the inputs, the output and its gradient.
 The "reference" row is the time-major PyTorch loop (``sepmamba_sb.ops.reference``).
 """

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from sepmamba_sb.lobes import Decoder, Encoder, MaskingSeparator, MaskNet
 from sepmamba_sb.nnet import Mamba
-from sepmamba_sb.profiling import count_macs, count_parameters, scan_macs, time_forward
+from sepmamba_sb.profiling import count_macs, count_parameters, scan_macs, time_call, time_forward
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -121,3 +121,10 @@ def test_speechbrain_attention_is_counted_in_full():
     projections = 4 * 50 * 16 * 16  # q, k, v and out
     products = 2 * 50 * 50 * 16  # q k^T and the weighted sum of v, over all heads
     assert macs.total == projections + products
+
+
+def test_time_call_runs_exactly_the_warmup_and_timed_calls_on_cpu():
+    """The CUDA-only minimum warm-up time adds no calls on the CPU."""
+    calls = []
+    median = time_call(lambda: calls.append(1), "cpu", repeats=4, warmup=3)
+    assert len(calls) == 7 and median >= 0
