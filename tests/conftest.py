@@ -1,4 +1,5 @@
 import importlib.util
+import os
 import pathlib
 import sys
 
@@ -23,15 +24,19 @@ WSJ0MIX = REPO / "recipes" / "WSJ0Mix"
 @pytest.fixture(scope="session")
 def tiny_corpus():
     """The "tiny" preset (real speech, disjoint speakers, 3 in tr for 3-speaker mixing), built from
-    Debian packages once and cached (``$SEPMAMBA_CACHE``); skipped, saying why, where apt cannot
-    fetch them."""
+    Debian packages once and cached (``$SEPMAMBA_CACHE``). Where apt cannot fetch them the tests
+    that need it are skipped, saying why; with ``SEPMAMBA_REQUIRE_SPEECH=1`` (set by ``.ci/run``)
+    they fail instead, so CI never passes without them."""
     from sepmamba_sb.data.corpus import PRESETS, build_corpus
     from sepmamba_sb.data.speech_sources import SpeechFetchError, cache_dir
 
     try:
         return build_corpus(cache_dir() / "tests" / "tiny-2mix", **PRESETS["tiny"])
     except SpeechFetchError as exc:
-        pytest.skip(f"real speech from Debian packages unavailable here: {exc}")
+        reason = f"real speech from Debian packages unavailable here: {exc}"
+        if os.environ.get("SEPMAMBA_REQUIRE_SPEECH") == "1":
+            pytest.fail(reason + " (SEPMAMBA_REQUIRE_SPEECH=1)")
+        pytest.skip(reason)
 
 
 def load_recipe_module(relative: str, name: str):
