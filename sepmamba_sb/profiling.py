@@ -45,7 +45,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from sepmamba_sb.nnet import Mamba
-from sepmamba_sb.ops.cpu_kernel import cpu_capability
+from sepmamba_sb.ops import cpu_capability
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -143,8 +143,7 @@ def time_call(fn: Callable[[], object], device: str | torch.device, repeats: int
     """Median wall time of ``fn()`` in milliseconds over ``repeats`` runs after ``warmup`` runs.
 
     On CUDA the warm-up also lasts at least ``CUDA_WARMUP_SECONDS``: an idle GPU's clocks take a
-    moment to ramp up (on an H200, one warm-up pass left SepMamba S timed at 30 ms, against 18 ms
-    once warm).
+    moment to ramp up, and a single warm-up pass can time a model well above its steady state.
     """
     device = torch.device(device)
     start = time.perf_counter()

@@ -63,7 +63,7 @@ def test_configuration_is_inferred_from_the_shapes():
     causal = infer_config(authors_state_dict(causal=True))
     assert causal["causal"] and causal["num_blocks"] == 8
     model = load_original_checkpoint(authors_state_dict(causal=True), strict_causal=True)
-    assert model.strict_causal and model.causal
+    assert model.strict_causal and model.config["causal"] and model.config["strict_causal"]
 
 
 def test_mismatch_lists_missing_unexpected_and_misshapen_keys():

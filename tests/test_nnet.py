@@ -216,3 +216,83 @@ def test_bimamba_causality_by_gradient(causal):
             assert torch.count_nonzero(future) == 0, t
         else:
             assert torch.count_nonzero(future) > 0.9 * future.numel(), t
+
+
+class _Spy:
+    """Counts the calls of a backend's scan function and forwards them."""
+
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.fn(*args, **kwargs)
+
+
+@pytest.fixture
+def scan_spies(monkeypatch):
+    from sepmamba_sb.ops import cpu_kernel, dispatch
+
+    spies = {"cpu": _Spy(cpu_kernel.selective_scan_cpu), "reference": _Spy(dispatch.selective_scan_reference)}
+    monkeypatch.setattr(cpu_kernel, "selective_scan_cpu", spies["cpu"])
+    monkeypatch.setattr(dispatch, "selective_scan_reference", spies["reference"])
+    return spies
+
+
+def test_backend_choice_order_argument_then_block_then_environment(scan_spies, monkeypatch):
+    """A module's own backend wins over ``use_backend``, which wins over $SEPMAMBA_SCAN_BACKEND."""
+    from sepmamba_sb.ops import use_backend
+
+    x = torch.randn(1, 30, 16)
+    auto, pinned = Mamba(16), Mamba(16, backend="reference")
+    auto(x)
+    assert (scan_spies["cpu"].calls, scan_spies["reference"].calls) == (1, 0)
+    pinned(x)
+    assert (scan_spies["cpu"].calls, scan_spies["reference"].calls) == (1, 1)
+    monkeypatch.setenv("SEPMAMBA_SCAN_BACKEND", "reference")
+    auto(x)
+    assert scan_spies["reference"].calls == 2
+    with use_backend("cpu"):
+        auto(x)
+        assert scan_spies["cpu"].calls == 2
+        pinned(x)
+        assert scan_spies["reference"].calls == 3
+        with use_backend(None):  # back to the environment's choice
+            auto(x)
+            assert scan_spies["reference"].calls == 4
+    auto(x)
+    assert (scan_spies["cpu"].calls, scan_spies["reference"].calls) == (2, 5)
+    # a SepMamba model chooses for all its blocks
+    from sepmamba_sb.lobes import SepMamba
+
+    monkeypatch.delenv("SEPMAMBA_SCAN_BACKEND")
+    model = SepMamba(dim=8, num_blocks=1, backend="reference")
+    with torch.no_grad():
+        model(torch.randn(1, 400))
+    assert scan_spies["cpu"].calls == 2 and scan_spies["reference"].calls == 5 + 10  # 5 layers x 2 directions
+
+
+def test_bad_backend_names_fail_where_given():
+    from sepmamba_sb.ops import use_backend
+
+    with pytest.raises(ValueError, match="'cuda'"):
+        Mamba(16, backend="cuda")
+    with pytest.raises(ValueError, match="unknown selective-scan backend 'fast'.*use_backend"):
+        with use_backend("fast"):
+            pass
+
+
+def test_causal_conv_follows_the_tensors_device(monkeypatch):
+    """causal-conv1d's kernel is only for CUDA tensors: on CPU tensors the PyTorch conv runs even
+    when the kernel imported."""
+    from types import SimpleNamespace
+
+    from sepmamba_sb.ops import causal_conv, causal_conv1d
+
+    def cuda_only(*args, **kwargs):
+        raise AssertionError("causal_conv1d_fn called on CPU tensors")
+
+    monkeypatch.setattr(causal_conv, "mamba_kernels", lambda: SimpleNamespace(causal_conv1d_fn=cuda_only))
+    x, weight, bias = torch.randn(2, 6, 20), torch.randn(6, 4), torch.randn(6)
+    expected = F.silu(F.conv1d(F.pad(x, (3, 0)), weight.unsqueeze(1), bias, groups=6))
+    assert torch.allclose(causal_conv1d(x, weight, bias, "silu"), expected, atol=1e-6)

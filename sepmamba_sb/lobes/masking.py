@@ -75,9 +75,10 @@ class MaskNet(SepMambaUNet):
     @remember_config
     def __init__(self, dim: int = 64, kernel_sizes: Sequence[int] = (16, 16, 16), strides: Sequence[int] = (2, 2, 2),
                  num_blocks: int = 4, act_fn: str = "relu", num_spks: int = 2, causal: bool = False,
-                 strict_causal: bool = False, d_state: int = 16, d_conv: int = 4, expand: int = 2):
+                 strict_causal: bool = False, d_state: int = 16, d_conv: int = 4, expand: int = 2,
+                 backend: str | None = None):
         super().__init__(dim, kernel_sizes, strides, num_blocks, act_fn, causal, strict_causal, first_conv=False,
-                         d_state=d_state, d_conv=d_conv, expand=expand)
+                         d_state=d_state, d_conv=d_conv, expand=expand, backend=backend)
         self.num_spks = num_spks
         self.mask_head = nn.Conv1d(dim, num_spks * dim, kernel_size=1)
 

@@ -21,9 +21,8 @@ class SepMamba(SepMambaUNet):
     to the nearest length the unpadded convs accept (odd lengths, and lengths under about 100 samples
     for the paper's kernels), and the output is cut back.
 
-    Paper configurations (``CONFIGS`` in :mod:`sepmamba_sb.lobes`): S is ``dim=64, num_blocks=4``
-    (7.25 M parameters), M is ``dim=128, num_blocks=3`` (22.2 M); the causal ones have forward stacks
-    only, with twice the blocks (8 and 6), and the same parameter counts.
+    The defaults are the paper's S; ``SepMamba(**CONFIGS[name])`` builds any of its four
+    configurations (``CONFIGS`` in :mod:`sepmamba_sb.lobes`: S, M, S-causal, M-causal).
 
     Parameters
     ----------
@@ -43,6 +42,9 @@ class SepMamba(SepMambaUNet):
         Left-padded convs too: no output sample depends on a future input sample.
     d_state, d_conv, expand : int
         Mamba settings (16, 4, 2 in the paper).
+    backend : str, optional
+        Selective-scan backend of every Mamba block: ``"mamba_ssm"``, ``"cpu"`` or ``"reference"``;
+        ``None`` (default) lets :func:`sepmamba_sb.ops.resolve_backend` choose for the input's device.
 
     Example
     -------
@@ -54,9 +56,10 @@ class SepMamba(SepMambaUNet):
     @remember_config
     def __init__(self, dim: int = 64, kernel_sizes: Sequence[int] = (16, 16, 16), strides: Sequence[int] = (2, 2, 2),
                  num_blocks: int = 4, act_fn: str = "relu", num_spks: int = 2, causal: bool = False,
-                 strict_causal: bool = False, d_state: int = 16, d_conv: int = 4, expand: int = 2):
+                 strict_causal: bool = False, d_state: int = 16, d_conv: int = 4, expand: int = 2,
+                 backend: str | None = None):
         super().__init__(dim, kernel_sizes, strides, num_blocks, act_fn, causal, strict_causal, first_conv=True,
-                         d_state=d_state, d_conv=d_conv, expand=expand)
+                         d_state=d_state, d_conv=d_conv, expand=expand, backend=backend)
         if num_spks < 1:
             raise ValueError(f"num_spks must be >= 1, got {num_spks}")
         self.num_spks = num_spks

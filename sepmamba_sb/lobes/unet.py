@@ -122,11 +122,15 @@ class SepMambaUNet(nn.Module):
         Include level 0's conv (the direct model) or start from its frames (the masking MaskNet).
     d_state, d_conv, expand : int
         Mamba settings.
+    backend : str, optional
+        Selective-scan backend of every Mamba block (``None``: :func:`sepmamba_sb.ops.resolve_backend`
+        chooses at each call).
     """
 
     def __init__(self, dim: int, kernel_sizes: Sequence[int] = (16, 16, 16), strides: Sequence[int] = (2, 2, 2),
                  num_blocks: int = 4, act_fn: str = "relu", causal: bool = False, strict_causal: bool = False,
-                 first_conv: bool = True, d_state: int = 16, d_conv: int = 4, expand: int = 2):
+                 first_conv: bool = True, d_state: int = 16, d_conv: int = 4, expand: int = 2,
+                 backend: str | None = None):
         super().__init__()
         kernel_sizes, strides = list(kernel_sizes), list(strides)
         if len(kernel_sizes) != len(strides) or len(kernel_sizes) < 1:
@@ -136,8 +140,8 @@ class SepMambaUNet(nn.Module):
         if strict_causal and not causal:
             raise ValueError("strict_causal=True needs causal=True (a bidirectional layer sees the future)")
         self.dim, self.kernel_sizes, self.strides = dim, kernel_sizes, strides
-        self.causal, self.strict_causal = causal, strict_causal
-        mamba = {"d_state": d_state, "d_conv": d_conv, "expand": expand}
+        self.strict_causal = strict_causal
+        mamba = {"d_state": d_state, "d_conv": d_conv, "expand": expand, "backend": backend}
         channels = [1] + [dim * 2**level for level in range(len(kernel_sizes))]
         self.down = nn.ModuleList(
             DownBlock(channels[level], channels[level + 1], kernel_sizes[level], strides[level], num_blocks,

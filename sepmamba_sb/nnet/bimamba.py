@@ -39,7 +39,6 @@ class BiMamba(nn.Module):
 
     def __init__(self, d_model: int, num_blocks: int, causal: bool = False, **block_kwargs):
         super().__init__()
-        self.causal = causal
         self.forward_mamba_block = MambaStack(d_model, num_blocks, **block_kwargs)
         self.backward_mamba_block = None if causal else MambaStack(d_model, num_blocks, **block_kwargs)
 

@@ -2,7 +2,8 @@
 
 Constructor arguments and defaults, initialisation, parameter names and shapes are mamba-ssm's, so
 ``load_state_dict(strict=True)`` works in both directions with mamba-ssm 1.x/2.x checkpoints. The
-forward pass runs wherever :mod:`sepmamba_sb.ops` has a selective-scan backend.
+forward pass is :func:`sepmamba_sb.ops.mamba_inner`, which runs wherever :mod:`sepmamba_sb.ops` has a
+selective-scan backend and chooses it.
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from sepmamba_sb.ops import causal_conv1d, resolve_backend, selective_scan
-from sepmamba_sb.ops.mamba_ssm_kernels import mamba_kernels
+from sepmamba_sb.ops import BACKENDS, linear_channel_major, mamba_inner
 
 
 class Mamba(nn.Module):
@@ -55,6 +54,9 @@ class Mamba(nn.Module):
         Kept for mamba-ssm compatibility (its incremental decoding cache key).
     device, dtype
         Factory arguments of the parameters (``A_log`` and ``D`` stay float32, as in mamba-ssm).
+    backend : str, optional
+        Not in mamba-ssm: this module's selective-scan backend (``"mamba_ssm"``, ``"cpu"`` or
+        ``"reference"``); ``None`` (default) lets :func:`sepmamba_sb.ops.resolve_backend` choose.
 
     Example
     -------
@@ -65,9 +67,11 @@ class Mamba(nn.Module):
 
     def __init__(self, d_model, d_state=16, d_conv=4, expand=2, dt_rank="auto", dt_min=0.001, dt_max=0.1,
                  dt_init="random", dt_scale=1.0, dt_init_floor=1e-4, conv_bias=True, bias=False,
-                 use_fast_path=True, layer_idx=None, device=None, dtype=None):
+                 use_fast_path=True, layer_idx=None, device=None, dtype=None, backend=None):
         factory_kwargs = {"device": device, "dtype": dtype}
         super().__init__()
+        if backend is not None and backend not in BACKENDS:
+            raise ValueError(f"Mamba: backend must be None or one of {BACKENDS}, got {backend!r}")
         self.d_model = d_model
         self.d_state = d_state
         self.d_conv = d_conv
@@ -76,6 +80,7 @@ class Mamba(nn.Module):
         self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else dt_rank
         self.use_fast_path = use_fast_path
         self.layer_idx = layer_idx
+        self.backend = backend
 
         # created in mamba-ssm's order, so that one seed gives the same weights as mamba-ssm
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=bias, **factory_kwargs)
@@ -114,12 +119,6 @@ class Mamba(nn.Module):
             bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
         bias._no_reinit = True
 
-    @staticmethod
-    def _channel_major(weight: torch.Tensor, rows: torch.Tensor, batch: int) -> torch.Tensor:
-        """``weight`` (out, in) applied to ``rows`` (batch*len, in), returned as (batch, out, len)."""
-        out = weight @ rows.t()
-        return out.view(out.shape[0], batch, -1).transpose(0, 1)
-
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """Mix along time.
 
@@ -137,28 +136,13 @@ class Mamba(nn.Module):
             raise ValueError(
                 f"Mamba: expected input (batch, len, d_model={self.d_model}), got {tuple(hidden_states.shape)}"
             )
-        batch, length, _ = hidden_states.shape
-        # (2*d_inner, d_model) @ (d_model, batch*len), viewed as (batch, 2*d_inner, len): x and z come
-        # out channel-major with time contiguous, as the scan wants, without a transposing copy
-        xz = self._channel_major(self.in_proj.weight, hidden_states.reshape(batch * length, -1), batch)
+        # (batch, 2*d_inner, len), time contiguous: x and z as the conv and the scan read them
+        xz = linear_channel_major(self.in_proj.weight, hidden_states)
         if self.in_proj.bias is not None:
             xz = xz + self.in_proj.bias.to(xz.dtype).unsqueeze(-1)
         A = -torch.exp(self.A_log.float())
-        backend = resolve_backend(None, hidden_states.device)
-        kernels = mamba_kernels() if backend == "mamba_ssm" else None
-        if self.use_fast_path and kernels is not None and kernels.causal_conv1d_fn is not None:
-            return kernels.mamba_inner_fn(
-                xz, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight,
-                self.out_proj.weight, self.out_proj.bias, A, None, None, self.D.float(),
-                delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
-            )
-        x, z = xz.chunk(2, dim=1)
-        x = causal_conv1d(x, self.conv1d.weight.squeeze(1), self.conv1d.bias, "silu", backend)
-        x_dbl = F.linear(x.transpose(1, 2), self.x_proj.weight)  # (batch, len, dt_rank + 2*d_state)
-        dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = self._channel_major(self.dt_proj.weight, dt.reshape(batch * length, -1), batch)  # bias: in the scan
-        y = selective_scan(
-            x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z=z,
-            delta_bias=self.dt_proj.bias.float(), delta_softplus=True, backend=backend,
+        return mamba_inner(
+            xz, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight, self.out_proj.weight,
+            self.out_proj.bias, A, self.D.float(), self.dt_proj.bias.float(), backend=self.backend,
+            fused=self.use_fast_path,
         )
-        return self.out_proj(y.transpose(1, 2))

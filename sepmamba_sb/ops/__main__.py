@@ -5,11 +5,11 @@ import time
 
 import torch
 
-from sepmamba_sb.ops import backend_status, cpu_kernel
+from sepmamba_sb.ops import backend_status, cpu_capability
 
 
 def main() -> int:
-    print(f"torch {torch.__version__}, CPU capability {cpu_kernel.cpu_capability()}, "
+    print(f"torch {torch.__version__}, CPU capability {cpu_capability()}, "
           f"{torch.get_num_threads()} threads")
     print("building/loading the C++ selective-scan kernel (about a minute the first time)...", flush=True)
     start = time.perf_counter()

@@ -9,8 +9,11 @@ from sepmamba_sb.ops.mamba_ssm_kernels import mamba_kernels
 
 
 def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-                  activation: str | None = "silu", backend: str = "reference") -> torch.Tensor:
+                  activation: str | None = "silu") -> torch.Tensor:
     """Depthwise causal convolution: ``y_t`` depends on ``x_{t-W+1} .. x_t`` only.
+
+    The kernel follows the tensor's device: causal-conv1d's ``causal_conv1d_fn`` for CUDA tensors
+    when it imported, ``torch.nn.functional.conv1d`` otherwise.
 
     Parameters
     ----------
@@ -22,9 +25,6 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         (dim,).
     activation : {"silu", None}
         Applied to the output.
-    backend : str
-        The selective-scan backend in use: with ``"mamba_ssm"`` causal-conv1d's ``causal_conv1d_fn``
-        runs when it imported; otherwise ``torch.nn.functional.conv1d``.
 
     Returns
     -------
@@ -33,7 +33,7 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     """
     if activation not in ("silu", None):
         raise ValueError(f"causal_conv1d: activation must be 'silu' or None, got {activation!r}")
-    conv_fn = mamba_kernels().causal_conv1d_fn if backend == "mamba_ssm" else None
+    conv_fn = mamba_kernels().causal_conv1d_fn if x.is_cuda else None
     if conv_fn is not None:
         return conv_fn(x, weight, bias, activation=activation)
     width = weight.shape[-1]

@@ -145,7 +145,7 @@ def build_error() -> str | None:
     return None
 
 
-def _time_major(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+def _time_contiguous(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
     """Cast to the compute dtype; copy only if time (last dim) is not already dense."""
     if t is None:
         return None
@@ -165,13 +165,13 @@ def _forward(inputs, delta_softplus, save_checkpoints, return_last_state):
     ctype = torch.float64 if inputs[0].dtype == torch.float64 else torch.float32
     u, delta, A, B, C, D, z, delta_bias = inputs
     args = (
-        _time_major(u, ctype),
-        _time_major(delta, ctype),
+        _time_contiguous(u, ctype),
+        _time_contiguous(delta, ctype),
         _vector(A, ctype),
-        _time_major(B, ctype),
-        _time_major(C, ctype),
+        _time_contiguous(B, ctype),
+        _time_contiguous(C, ctype),
         _vector(D, ctype),
-        _time_major(z, ctype),
+        _time_contiguous(z, ctype),
         _vector(delta_bias, ctype),
     )
     return args, load().forward(*args, delta_softplus, save_checkpoints, return_last_state)
@@ -193,7 +193,7 @@ class _CpuSelectiveScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dout, _dlast_state):
         *args, checkpoints = ctx.saved_tensors
-        dout = _time_major(dout, args[0].dtype)
+        dout = _time_contiguous(dout, args[0].dtype)
         # (du, ddelta, dA, dB, dC, dD, dz, ddelta_bias): the order of forward's inputs
         grads = load().backward(*args, ctx.delta_softplus, checkpoints, dout)
         grads = [None if g is None else g.to(dt) for g, dt in zip(grads, ctx.in_dtypes, strict=True)]

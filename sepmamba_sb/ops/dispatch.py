@@ -7,16 +7,25 @@ input-dependent ``B`` and ``C``), plus a ``backend`` argument:
 - ``"cpu"``: our C++ kernel (CPU tensors, a C++ compiler on first use);
 - ``"reference"``: a pure-PyTorch loop (any device; slow on long inputs).
 
-``backend=None`` picks, for the tensors' device, the first of those that works here (CUDA:
-mamba_ssm, then reference; CPU: cpu, then reference). The environment variable
-``SEPMAMBA_SCAN_BACKEND`` overrides that automatic choice (an explicit ``backend`` argument wins over
-both). Asking for a backend that cannot run raises a ``RuntimeError`` that says what is missing.
+The backend is chosen here and nowhere else (:func:`resolve_backend`), first of:
+
+1. an explicit ``backend`` argument (``selective_scan``, ``mamba_inner``, a ``Mamba`` module's own
+   ``backend``);
+2. the innermost ``with use_backend(name):`` block;
+3. the environment variable ``SEPMAMBA_SCAN_BACKEND``;
+4. for the tensors' device, the first that works here (CUDA: mamba_ssm, then reference; CPU: cpu,
+   then reference, with a warning saying why).
+
+Asking for a backend that cannot run raises a ``RuntimeError`` that says what is missing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import warnings
+from collections.abc import Iterator
 
 import torch
 
@@ -26,6 +35,34 @@ from sepmamba_sb.ops.reference import selective_scan_reference
 BACKENDS = ("mamba_ssm", "cpu", "reference")
 ENV_VAR = "SEPMAMBA_SCAN_BACKEND"
 _fallback_warned: set[str] = set()
+_scoped_backend: contextvars.ContextVar[str | None] = contextvars.ContextVar("sepmamba_scan_backend", default=None)
+
+
+def _check_name(name: str, origin: str) -> None:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown selective-scan backend {name!r} ({origin}); choose from {BACKENDS}")
+
+
+@contextlib.contextmanager
+def use_backend(name: str | None) -> Iterator[None]:
+    """Run the selective scans inside the block with backend ``name`` (``None``: the automatic choice).
+
+    Overrides ``$SEPMAMBA_SCAN_BACKEND``, not a backend given explicitly as an argument. Nests, and
+    holds per thread and per asyncio task.
+
+    Example
+    -------
+    >>> from sepmamba_sb.nnet import Mamba
+    >>> with use_backend("reference"):
+    ...     y = Mamba(d_model=16)(torch.randn(1, 20, 16))
+    """
+    if name is not None:
+        _check_name(name, "use_backend")
+    token = _scoped_backend.set(name)
+    try:
+        yield
+    finally:
+        _scoped_backend.reset(token)
 
 
 def _unavailable_reason(name: str, device: torch.device | None = None) -> str | None:
@@ -71,7 +108,8 @@ def resolve_backend(backend: str | None, device: torch.device) -> str:
     Parameters
     ----------
     backend : str or None
-        An explicit choice, or ``None`` for ``$SEPMAMBA_SCAN_BACKEND``, else the fastest that works.
+        An explicit choice, or ``None`` for the :func:`use_backend` block, else
+        ``$SEPMAMBA_SCAN_BACKEND``, else the fastest that works.
     device : torch.device
         Where the tensors are.
 
@@ -88,11 +126,12 @@ def resolve_backend(backend: str | None, device: torch.device) -> str:
         If the requested backend cannot run here, saying what is missing.
     """
     requested, origin = backend, "backend argument"
+    if requested is None and _scoped_backend.get() is not None:
+        requested, origin = _scoped_backend.get(), "use_backend"
     if requested is None and os.environ.get(ENV_VAR):
         requested, origin = os.environ[ENV_VAR], f"${ENV_VAR}"
     if requested is not None:
-        if requested not in BACKENDS:
-            raise ValueError(f"unknown selective-scan backend {requested!r} ({origin}); choose from {BACKENDS}")
+        _check_name(requested, origin)
         reason = _unavailable_reason(requested, device)
         if reason is not None:
             raise RuntimeError(f"selective-scan backend {requested!r} ({origin}) is unavailable: {reason}")
@@ -180,7 +219,13 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         ``out`` (batch, dim, len) in ``u``'s dtype; with ``return_last_state``, ``(out, last_state)``.
     """
     _check(u, delta, A, B, C, D, z, delta_bias)
-    name = resolve_backend(backend, u.device)
+    return run_scan(resolve_backend(backend, u.device), u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                    return_last_state)
+
+
+def run_scan(name, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
+    """:func:`selective_scan` with the backend already resolved and the inputs already checked
+    (for the ops of this package that resolve once for several kernels)."""
     if name == "cpu":
         scan = cpu_kernel.selective_scan_cpu
     elif name == "mamba_ssm":
