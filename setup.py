@@ -15,9 +15,10 @@ setup(
     description="SepMamba speech separation (Mamba U-Net) for SpeechBrain, with CPU and CUDA kernels",
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
+    license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["sepmamba_sb", "sepmamba_sb.*"]),
-    package_data={"sepmamba_sb.ops": ["csrc/*.cpp"]},
+    package_data={"sepmamba_sb.ops": ["csrc/*.cpp"], "sepmamba_sb.lobes": ["configs/*.yaml"]},
     install_requires=[
         "torch>=2.1",
         "torchaudio>=2.1",

@@ -7,13 +7,15 @@ Usage::
     python benchmarks/efficiency.py --quick --out /tmp/e # tiny sizes, < 3 min on 2 CPU cores (CI smoke test)
     python benchmarks/efficiency.py --models sepmamba-S sepformer --seconds 8 --batch 2 --threads 1
 
-Models are ``benchmarks/separators/<name>.yaml`` (the SpeechBrain ones are the model sections of
-their upstream WSJ0Mix recipes). For each model, in a fresh process:
+Models are the registry's (``benchmarks/registry.py``: ``benchmarks/separators/<name>.yaml``; the
+SpeechBrain ones are the model sections of their upstream WSJ0Mix recipes), each fed mixtures at its
+own ``sample_rate``. For each model, in a fresh process:
 
 - params, and GMAC per second of audio (:func:`sepmamba_sb.profiling.count_macs`, selective scan
   included);
 - inference forward time: the median of ``--repeats`` (5 on CPU, 20 on CUDA by default)
-  ``torch.no_grad`` passes after 3 warm-up passes (on CUDA, at least 1 s of them);
+  ``torch.no_grad`` passes after 3 warm-up passes (on CUDA, at least 1 s of them), since a fresh
+  process's first passes are slower (oneDNN primitives, allocator pools);
 - training step time: forward + PIT SI-SNR + backward + Adam step, the median likewise;
 - peak memory of one inference pass and of one training step, in a second fresh process
   (:func:`sepmamba_sb.profiling.peak_memory`: resident-set growth on CPU with glibc set up to
@@ -40,23 +42,13 @@ import sys
 from pathlib import Path
 
 import torch
-from report import emit
+from registry import build, entries, rates
+from report import print_and_save
 
 HERE = Path(__file__).resolve().parent
-MODELS = ("sepmamba-S", "sepmamba-M", "sepmamba-S-causal", "sepmamba-S-masking", "sepformer", "convtasnet", "dprnn")
-PAPER = {"sepmamba-S": "12.46", "sepmamba-M": "37.0", "sepformer": "257.94", "convtasnet": "2.82",
-         "dprnn": "42.52"}  # GMAC/s in the seed paper's table
-
-
-def build(name: str, device: torch.device):
-    from hyperpyyaml import load_hyperpyyaml
-
-    path = HERE / "separators" / f"{name}.yaml"
-    if not path.is_file():
-        raise SystemExit(f"no model {name!r}: {path} does not exist (choose from {', '.join(MODELS)})")
-    with open(path, encoding="utf-8") as f:
-        hparams = load_hyperpyyaml(f)
-    return hparams["model"].to(device), hparams["num_spks"]
+# SepMamba S against SpeechBrain's separators on the CPU: (model, quantity, the ratio aimed at)
+CPU_TARGETS = (("sepformer", "forward_ms", 4.0), ("sepformer", "forward_peak_mb", 0.5),
+               ("sepformer", "train_ms", 1.0), ("convtasnet", "forward_ms", 8.0))
 
 
 def probe(name: str, seconds: float, batch: int, lengths: list[float], device: torch.device, repeats: int,
@@ -73,10 +65,11 @@ def probe(name: str, seconds: float, batch: int, lengths: list[float], device: t
 
     if mode == "memory":
         track_memory_exactly()
-    model, num_spks = build(name, device)
-    samples = int(seconds * 8000)
+    model, entry = build(name, device)
+    rate = entry.sample_rate
+    samples = int(seconds * rate)
     mix = torch.randn(batch, samples, device=device)
-    sources = torch.randn(batch, samples, num_spks, device=device)
+    sources = torch.randn(batch, samples, entry.num_spks, device=device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def forward(inputs=mix):
@@ -90,9 +83,7 @@ def probe(name: str, seconds: float, batch: int, lengths: list[float], device: t
         optimizer.zero_grad(set_to_none=True)
 
     def measure_call(fn, reps):
-        """Time mode: the median after 3 warm-up runs, since a fresh process's first passes are slower
-        (oneDNN primitives, allocator pools: SepFormer's 4 s forward on 2 CPU cores took 4.7-6.1 s
-        at first, 3.4-3.9 s from the third pass on). Memory mode: the peak of the second run (the
+        """Time mode: the median after 3 warm-up runs. Memory mode: the peak of the second run (the
         first allocates once-per-process state, such as Adam's)."""
         if mode == "time":
             return time_call(fn, device, reps, warmup=3)
@@ -102,7 +93,7 @@ def probe(name: str, seconds: float, batch: int, lengths: list[float], device: t
     result = {"model": name, "seconds": seconds}
     if mode == "time":
         result["params"] = count_parameters(model)
-        result["gmac_per_s"] = count_macs(model, samples).per_second(8000)
+        result["gmac_per_s"] = count_macs(model, samples).per_second(rate)
     model.eval()
     result["forward"] = measure_call(forward, repeats)
     model.train()
@@ -110,7 +101,7 @@ def probe(name: str, seconds: float, batch: int, lengths: list[float], device: t
     model.eval()
     result["curve"] = {}
     for length in lengths:
-        inputs = torch.randn(batch, int(length * 8000), device=device)
+        inputs = torch.randn(batch, int(length * rate), device=device)
         result["curve"][str(length)] = measure_call(lambda inputs=inputs: forward(inputs), max(1, repeats // 2))
     return result
 
@@ -150,7 +141,7 @@ def plot(curves: dict, path: Path, machine: str) -> None:
     for ax, label in ((ax_time, "inference time (s)"), (ax_mem, "inference peak memory (MB)")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        ax.set_xlabel("input length (s at 8 kHz)")
+        ax.set_xlabel("input length (s)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
     ax_time.legend(fontsize=8)
@@ -161,23 +152,23 @@ def plot(curves: dict, path: Path, machine: str) -> None:
 
 
 def target_lines(rows: dict, device: torch.device) -> list[str]:
-    """SepMamba S against SepFormer and Conv-TasNet, where measured, with the issue's CPU targets."""
-    s, former, tasnet = rows.get("sepmamba-S"), rows.get("sepformer"), rows.get("convtasnet")
-    on_cpu = device.type == "cpu"
-
-    def target(text):
-        return f" (target {text})" if on_cpu else ""
-
+    """SepMamba S against SepFormer and Conv-TasNet, where measured, with ``CPU_TARGETS`` on the CPU."""
+    s = rows.get("sepmamba-S")
+    if s is None:
+        return []
+    words = {"forward_ms": "inference {:.1f}x faster than {}", "forward_peak_mb": "inference peak memory {:.2f}x {}'s",
+             "train_ms": "training step {:.1f}x faster than {}'s"}
+    labels = {"sepformer": "SepFormer", "convtasnet": "Conv-TasNet"}
     checks = []
-    if s and former:
-        checks.append(f"inference {former['forward_ms'] / s['forward_ms']:.1f}x faster than SepFormer{target('>= 4x')}")
-        checks.append(f"inference peak memory {s['forward_peak_mb'] / max(former['forward_peak_mb'], 1e-9):.2f}x "
-                      f"SepFormer's{target('<= 0.5x')}")
-        checks.append(f"training step {former['train_ms'] / s['train_ms']:.1f}x faster than SepFormer's"
-                      f"{target('> 1x')}")
-    if s and tasnet:
-        checks.append(f"inference {tasnet['forward_ms'] / s['forward_ms']:.1f}x faster than Conv-TasNet"
-                      f"{target('>= 8x')}")
+    for other, quantity, aim in CPU_TARGETS:
+        if other not in rows:
+            continue
+        if quantity == "forward_peak_mb":
+            ratio, target = s[quantity] / max(rows[other][quantity], 1e-9), f"<= {aim:g}x"
+        else:
+            ratio, target = rows[other][quantity] / s[quantity], f">= {aim:g}x" if aim > 1 else f"> {aim:g}x"
+        checks.append(words[quantity].format(ratio, labels[other])
+                      + (f" (target {target})" if device.type == "cpu" else ""))
     return ["", "SepMamba S: " + "; ".join(checks) + "."] if checks else []
 
 
@@ -198,7 +189,7 @@ def replace_readme_section(readme: Path, device: torch.device, body: str) -> Non
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), help="default: all")
+    parser.add_argument("--models", nargs="+", default=None, help="default: every registered separator")
     parser.add_argument("--seconds", type=float, default=4.0, help="input length for the table (default 4)")
     parser.add_argument("--batch", type=int, default=1, help="mixtures per pass (default 1)")
     parser.add_argument("--lengths", type=float, nargs="*", default=[1, 2, 4, 8, 16],
@@ -235,9 +226,11 @@ def main(argv=None) -> int:
     command = "python benchmarks/efficiency.py" + "".join(f" {shlex.quote(a)}" for a in (argv or sys.argv[1:]))
     if args.quick:
         args.seconds, args.repeats, args.lengths = 0.25, 1, [0.25, 0.5]
-    unknown = [m for m in args.models if not (HERE / "separators" / f"{m}.yaml").is_file()]
+    registry = entries()
+    args.models = args.models or list(registry)
+    unknown = [m for m in args.models if m not in registry]
     if unknown:
-        parser.error(f"unknown models {unknown}; choose from {', '.join(MODELS)}")
+        parser.error(f"unknown models {unknown}; choose from {', '.join(registry)}")
     if args.readme and not args.readme.is_file():
         parser.error(f"--readme {args.readme}: no such file")
 
@@ -262,7 +255,7 @@ def main(argv=None) -> int:
                              **{k: row.get(k) for k in fields}})
     memory = "resident-set" if device.type == "cpu" else "max_memory_allocated"
     lines = [
-        f"`{command}`: {args.seconds:g} s at 8 kHz, batch {args.batch}, {device.type}; median of "
+        f"`{command}`: {args.seconds:g} s at {rates(args.models)}, batch {args.batch}, {device.type}; median of "
         f"{args.repeats} runs after 3 warm-up runs; peak memory is {memory} growth. Machine: {machine}.",
         "",
         "| model | params | GMAC/s | GMAC/s (paper) | inference ms | train step ms | inference peak MB "
@@ -270,7 +263,9 @@ def main(argv=None) -> int:
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():
-        lines.append(f"| {name} | {r['params'] / 1e6:.2f} M | {r['gmac_per_s']:.2f} | {PAPER.get(name, '-')} "
+        paper = registry[name].paper_gmac_per_s
+        paper = "-" if paper is None else str(paper)
+        lines.append(f"| {name} | {r['params'] / 1e6:.2f} M | {r['gmac_per_s']:.2f} | {paper} "
                      f"| {number(r['forward_ms'])} | {number(r['train_ms'])} | {number(r['forward_peak_mb'])} "
                      f"| {number(r['train_peak_mb'])} |")
     lines += target_lines(rows, device)
@@ -280,7 +275,7 @@ def main(argv=None) -> int:
         where = os.path.relpath(png, (args.readme.resolve().parent if args.readme else out.resolve()))
         lines += ["", f"![inference time and peak memory against input length, {device.type}]({where})"]
     table = "\n".join(lines)
-    emit(table, str(stem.with_suffix(".md")))
+    print_and_save(table, str(stem.with_suffix(".md")))
     if args.readme:
         replace_readme_section(args.readme, device, table)
     return 0

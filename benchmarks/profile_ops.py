@@ -6,7 +6,7 @@ Usage::
     python benchmarks/profile_ops.py --models sepmamba-S --seconds 4 --threads 2 --top 15
     python benchmarks/profile_ops.py --output benchmarks/results/profile-cpu.md
 
-For each model of ``benchmarks/separators/`` (as ``benchmarks/efficiency.py`` builds it), one warm-up
+For each model of the registry (``benchmarks/registry.py``), at its own sample rate, one warm-up
 pass, then ``--passes`` profiled ``torch.no_grad`` forward passes of a batch of one ``--seconds``
 mixture on the CPU. It prints, per pass: the wall time, the self CPU time of each kind of operator
 (matrix products, convolutions, the selective scan, element-wise and normalisation work, copies and
@@ -23,8 +23,8 @@ import time
 from collections import defaultdict
 
 import torch
-from efficiency import MODELS, build
-from report import emit
+from registry import build, entries, rates
+from report import print_and_save
 from torch.profiler import ProfilerActivity, profile
 
 # operator name -> kind; the first pattern contained in the name wins
@@ -55,9 +55,9 @@ def kind_of(name: str) -> str:
 
 
 def profile_model(name: str, seconds: float, passes: int, top: int) -> list[str]:
-    model, _ = build(name, torch.device("cpu"))
+    model, entry = build(name, torch.device("cpu"))
     model.eval()
-    mix = torch.randn(1, int(seconds * 8000))
+    mix = torch.randn(1, int(seconds * entry.sample_rate))
     with torch.no_grad():
         model(mix)  # warm-up
         with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -85,8 +85,8 @@ def profile_model(name: str, seconds: float, passes: int, top: int) -> list[str]
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=["sepmamba-S", "sepformer", "convtasnet"],
-                        help=f"from {', '.join(MODELS)}")
-    parser.add_argument("--seconds", type=float, default=4.0, help="mixture length (default 4 s at 8 kHz)")
+                        help=f"from {', '.join(entries())}")
+    parser.add_argument("--seconds", type=float, default=4.0, help="mixture length (default 4 s)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all cores)")
     parser.add_argument("--passes", type=int, default=3, help="profiled forward passes per model (default 3)")
     parser.add_argument("--top", type=int, default=12, help="operators listed per model (default 12)")
@@ -98,12 +98,15 @@ def main(argv=None) -> int:
 
     from sepmamba_sb.profiling import machine_description
 
-    lines = [f"Self CPU time per forward pass, {args.seconds:g} s at 8 kHz, batch 1, torch.no_grad, "
+    unknown = [m for m in args.models if m not in entries()]
+    if unknown:
+        parser.error(f"unknown models {unknown}; choose from {', '.join(entries())}")
+    lines = [f"Self CPU time per forward pass, {args.seconds:g} s at {rates(args.models)}, batch 1, torch.no_grad, "
              f"mean of {args.passes} profiled passes. Machine: {machine_description('cpu')}.", ""]
     for name in args.models:
         print(f"profiling {name} ...", file=sys.stderr, flush=True)
         lines += profile_model(name, args.seconds, args.passes, args.top)
-    emit("\n".join(lines).rstrip(), args.output)
+    print_and_save("\n".join(lines).rstrip(), args.output)
     return 0
 
 

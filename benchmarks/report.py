@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def emit(table: str, output: str | None) -> None:
+def print_and_save(table: str, output: str | None) -> None:
     """Print ``table``; also write it to ``output`` when given (the README pastes these files)."""
     print(table)
     if output:

@@ -27,7 +27,7 @@ import sys
 import warnings
 
 import torch
-from report import emit
+from report import print_and_save
 
 from sepmamba_sb.ops import available_backends, selective_scan
 from sepmamba_sb.profiling import machine_description, peak_memory, time_call, track_memory_exactly
@@ -173,7 +173,7 @@ def main(argv=None):
     if checks:
         lines += ["", "Targets for the cpu backend at (1, 128, 16000, 16): "
                   + "; ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in checks) + "."]
-    emit("\n".join(lines), args.output)
+    print_and_save("\n".join(lines), args.output)
     return 0
 
 

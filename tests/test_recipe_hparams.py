@@ -18,7 +18,7 @@ def test_every_key_is_used(path):
     keys = re.findall(r"^([A-Za-z_][\w]*):", text, re.M)
     unused = [
         k for k in keys
-        if not k.startswith("__") and k not in RUN_OPTIONS and f"<{k}>" not in text
+        if not k.startswith("__") and k not in RUN_OPTIONS and f"<{k}>" not in text and f"<{k}[" not in text
         and f'"{k}"' not in TRAIN_PY and f".{k}" not in TRAIN_PY
     ]
     assert not unused, f"{path.name}: keys nothing reads: {unused}"
@@ -29,6 +29,26 @@ def test_loads_with_a_header_box_and_a_data_folder_placeholder(path):
     text = path.read_text()
     assert text.startswith("# ####") and "# Model:" in text and "# Dataset:" in text
     assert re.search(r"^data_folder: !PLACEHOLDER", text, re.M)
-    hparams = load_hyperpyyaml(text, {"data_folder": "/data/wsj0-mix/2speakers"})
+    with open(path, encoding="utf-8") as f:  # from the file: its !include paths are relative to it
+        hparams = load_hyperpyyaml(f, {"data_folder": "/data/wsj0-mix/2speakers"})
     assert set(hparams["modules"]) in ({"sepmamba"}, {"encoder", "masknet", "decoder"})
     assert hparams["optimizer"].func.__name__ == "AdamW"
+
+
+# the paper's configurations, in the package's files, give the paper's parameter counts
+PAPER_PARAMS = {"sepmamba.yaml": 7_253_826, "sepmamba-M.yaml": 22_249_090, "sepmamba-causal.yaml": 7_253_826}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_PARAMS))
+def test_recipes_read_the_packages_model_configurations(name):
+    from sepmamba_sb.lobes import CONFIGS
+
+    path = WSJ0MIX / "separation" / "hparams" / name
+    with open(path, encoding="utf-8") as f:
+        hparams = load_hyperpyyaml(f, {"data_folder": "-"})
+    assert hparams["model_config"] in CONFIGS.values()
+    assert sum(p.numel() for p in hparams["sepmamba"].parameters()) == PAPER_PARAMS[name]
+    with open(path, encoding="utf-8") as f:  # one setting overridden, as on the command line
+        small = load_hyperpyyaml(f, {"data_folder": "-", "model_config": {"dim": 8, "num_blocks": 1}})
+    assert {k: small["model_config"][k] for k in ("dim", "num_blocks")} == {"dim": 8, "num_blocks": 1}
+    assert small["sepmamba"].config["dim"] == 8 and small["sepmamba"].config["kernel_sizes"] == [16, 16, 16]

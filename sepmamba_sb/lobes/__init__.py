@@ -1,18 +1,14 @@
 """SepMamba models: the paper's direct model and its SpeechBrain encoder/masknet/decoder form.
 
-``CONFIGS`` holds the paper's four configurations (keyword arguments of :class:`SepMamba`).
+``CONFIGS`` holds the paper's four configurations (keyword arguments of :class:`SepMamba`, read from
+``configs/*.yaml``); :func:`as_separator` runs either form's modules as one separator.
 """
 
 from sepmamba_sb.lobes.masking import Decoder, Encoder, MaskingSeparator, MaskNet, separate
+from sepmamba_sb.lobes.paper import CONFIG_FOLDER, CONFIGS
+from sepmamba_sb.lobes.separator import FORMS, as_separator, model_form
 from sepmamba_sb.lobes.sepmamba import SepMamba
-from sepmamba_sb.lobes.unet import SepMambaUNet
+from sepmamba_sb.lobes.unet import SepMambaUNet, fit_length
 
-_PAPER = {"kernel_sizes": (16, 16, 16), "strides": (2, 2, 2), "act_fn": "relu"}
-CONFIGS = {
-    "S": {"dim": 64, "num_blocks": 4, **_PAPER},
-    "M": {"dim": 128, "num_blocks": 3, **_PAPER},
-    "S-causal": {"dim": 64, "num_blocks": 8, "causal": True, **_PAPER},
-    "M-causal": {"dim": 128, "num_blocks": 6, "causal": True, **_PAPER},
-}
-
-__all__ = ["CONFIGS", "Decoder", "Encoder", "MaskNet", "MaskingSeparator", "SepMamba", "SepMambaUNet", "separate"]
+__all__ = ["CONFIGS", "CONFIG_FOLDER", "FORMS", "Decoder", "Encoder", "MaskNet", "MaskingSeparator", "SepMamba",
+           "SepMambaUNet", "as_separator", "fit_length", "model_form", "separate"]

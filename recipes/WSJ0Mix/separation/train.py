@@ -21,7 +21,6 @@ import logging
 import sys
 import time
 import warnings
-from itertools import permutations
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +29,12 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from mir_eval.separation import bss_eval_sources
 from speechbrain.dataio import audio_io
+from speechbrain.nnet.losses import PitWrapper, cal_si_snr
 from speechbrain.nnet.schedulers import ReduceLROnPlateau, update_learning_rate
 from speechbrain.utils.distributed import run_on_main
 from tqdm import tqdm
 
-from sepmamba_sb.lobes import separate
+from sepmamba_sb.lobes import as_separator
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +51,22 @@ def si_sdr(estimate: torch.Tensor, target: torch.Tensor, zero_mean: bool) -> tor
     return 10 * torch.log10((projection.square().sum(-1) + eps) / (noise.square().sum(-1) + eps))
 
 
+def align_estimates(est: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Estimates [B, T, S] reordered so that source s goes with target s, as PIT SI-SNR (the training
+    loss, ``get_si_snr_with_pitwrapper``) pairs them."""
+    _, perms = PitWrapper(cal_si_snr)(targets, est)  # estimate i goes with target perms[b][i]
+    order = [torch.argsort(torch.tensor(p)) for p in perms]
+    return torch.stack([e[:, o] for e, o in zip(est, order, strict=True)])
+
+
 class Separation(sb.Brain):
     """Permutation-invariant SI-SNR training of a separator given as ``sepmamba`` or as the
     ``encoder``/``masknet``/``decoder`` triple."""
+
+    @property
+    def separator(self):
+        """The modules as one separator, [B, T] -> [B, T, S] (built on use: DDP may have wrapped them)."""
+        return as_separator(self.modules, self.hparams.num_spks)
 
     def compute_forward(self, mix, targets, stage):
         """mix: [B, T]; targets: [B, T, S]. Returns (estimates, targets), both [B, T', S]."""
@@ -65,12 +78,7 @@ class Separation(sb.Brain):
                     mix = targets.sum(-1)
                 if self.hparams.limit_training_signal_len:
                     mix, targets = self.crop(mix, targets)
-        if "sepmamba" in self.modules:
-            est = self.modules.sepmamba(mix)
-        else:
-            est = separate(self.modules.encoder, self.modules.masknet, self.modules.decoder, mix,
-                           self.hparams.num_spks)
-        return est, targets
+        return self.separator(mix), targets
 
     def speed_perturb_sources(self, targets):
         """Each source at its own random speed (SpeechBrain's SpeedPerturb), cut to the shortest."""
@@ -196,7 +204,7 @@ class Separation(sb.Brain):
             mix, targets = self.batch_signals(batch, self.hparams.num_spks)
             with torch.no_grad():
                 est, targets = self.compute_forward(mix, targets, sb.Stage.TEST)
-            est, targets = self.best_permutation(est[0].float().cpu(), targets[0].float().cpu())
+            est, targets = align_estimates(est.float().cpu(), targets.float().cpu())[0], targets[0].float().cpu()
             mix = mix[0].float().cpu().unsqueeze(-1).expand_as(targets)
             reference, estimate, baseline = (x.t().double().numpy() for x in (targets, est, mix))
             with warnings.catch_warnings():  # mir_eval 0.8 deprecates it; it stays the reference SDR
@@ -218,13 +226,6 @@ class Separation(sb.Brain):
         for name, value in means.items():
             logger.info("Mean %s on the test set: %.2f dB", name, value)
         return means
-
-    @staticmethod
-    def best_permutation(est, targets):
-        """Reorder the estimates [T, S] to the permutation PIT SI-SNR picks for the targets [T, S]."""
-        best = max(permutations(range(targets.shape[-1])),
-                   key=lambda p: si_sdr(est[:, list(p)].t(), targets.t(), True).mean().item())
-        return est[:, list(best)], targets
 
 
 def dataio_prep(hparams):
