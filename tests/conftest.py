@@ -20,31 +20,34 @@ def _seed_and_backend(monkeypatch):
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 WSJ0MIX = REPO / "recipes" / "WSJ0Mix"
+MINIMIX = REPO / "recipes" / "MiniMix"
+
+
+def load_recipe_module(relative: str, name: str):
+    """Import a recipe script (a path relative to recipes/WSJ0Mix) under a unique module name."""
+    spec = importlib.util.spec_from_file_location(name, WSJ0MIX / relative)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+minimix_prepare = load_recipe_module("../MiniMix/minimix_prepare.py", "minimix_prepare")
+
 
 @pytest.fixture(scope="session")
 def tiny_corpus():
-    """The "tiny" preset (real speech, disjoint speakers, 3 in tr for 3-speaker mixing), built from
-    Debian packages once and cached (``$SEPMAMBA_CACHE``). Where apt cannot fetch them the tests
+    """MiniMix's "tiny" preset (real speech, disjoint speakers, 3 in tr for 3-speaker mixing), built
+    from Debian packages once and cached (``$SEPMAMBA_CACHE``). Where apt cannot fetch them the tests
     that need it are skipped, saying why; with ``SEPMAMBA_REQUIRE_SPEECH=1`` (set by ``.ci/run``)
     they fail instead, so CI never passes without them."""
-    from sepmamba_sb.data.corpus import PRESETS, build_corpus
-    from sepmamba_sb.data.speech_sources import SpeechFetchError, cache_dir
-
     try:
-        return build_corpus(cache_dir() / "tests" / "tiny-2mix", **PRESETS["tiny"])
-    except SpeechFetchError as exc:
+        return minimix_prepare.prepare_minimix(minimix_prepare.cache_dir() / "tests" / "tiny-2mix", "tiny")
+    except minimix_prepare.SpeechFetchError as exc:
         reason = f"real speech from Debian packages unavailable here: {exc}"
         if os.environ.get("SEPMAMBA_REQUIRE_SPEECH") == "1":
             pytest.fail(reason + " (SEPMAMBA_REQUIRE_SPEECH=1)")
         pytest.skip(reason)
-
-
-def load_recipe_module(relative: str, name: str):
-    """Import a recipe script (recipes/WSJ0Mix/...) under a unique module name."""
-    spec = importlib.util.spec_from_file_location(name, WSJ0MIX / relative)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +57,7 @@ def trained_run(tiny_corpus, tmp_path_factory):
     import subprocess
 
     out = tmp_path_factory.mktemp("minimix") / "run"
-    recipe = REPO / "recipes" / "MiniMix"
+    recipe = MINIMIX
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     env.pop("SEPMAMBA_SCAN_BACKEND", None)
     cmd = [sys.executable, "train.py", "hparams/sepmamba-minimix.yaml", "--data_folder", str(tiny_corpus),

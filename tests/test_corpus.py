@@ -1,4 +1,5 @@
-"""sepmamba_sb.data: utterances, mixtures and the tiny real-speech corpus the recipe tests use."""
+"""sepmamba_sb.data (utterances, mixtures, corpora from any speaker folder) and MiniMix's
+minimix_prepare.py (the tiny real-speech corpus the recipe tests use, from Debian packages)."""
 
 import os
 import sys
@@ -6,16 +7,12 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import minimix_prepare
 
-from sepmamba_sb.data.corpus import (
-    PRESETS,
-    build_corpus,
-    mix_sources,
-    speaker_folder,
-    split_into_utterances,
-    split_speakers,
-)
-from sepmamba_sb.data.speech_sources import SPEAKERS, fetch_packages
+from sepmamba_sb.audio import list_speakers
+from sepmamba_sb.data.corpus import build_corpus, mix_at_levels, split_into_utterances, split_speakers
+
+PRESETS, SPEAKERS = minimix_prepare.PRESETS, minimix_prepare.SPEAKERS
 
 
 def test_utterances_join_short_and_cut_long_recordings():
@@ -31,7 +28,7 @@ def test_utterances_join_short_and_cut_long_recordings():
 def test_mix_is_the_sum_at_the_drawn_levels_and_below_0_9():
     rng = np.random.default_rng(0)
     s1, s2 = rng.standard_normal(9000), rng.standard_normal(8000) * 3
-    mixture, (a, b) = mix_sources([s1, s2], [0.0, -4.0])
+    mixture, (a, b) = mix_at_levels([s1, s2], [0.0, -4.0])
     assert len(mixture) == len(a) == len(b) == 8000  # cut to the shortest
     assert np.allclose(mixture, a + b, atol=1e-6)
     assert max(np.abs(mixture).max(), np.abs(a).max(), np.abs(b).max()) <= 0.9 + 1e-6
@@ -53,7 +50,7 @@ def test_tiny_corpus_layout_disjoint_speakers_and_sums(tiny_corpus):
             level = float(mix_path.stem.split("_")[-1])  # the second source's level, in the name
             assert -5.0 <= level <= 5.0
     tiny = PRESETS["tiny"]["speakers"]
-    speakers = {split: set(speaker_folder(tiny_corpus / "raw" / split)) for split in tiny}
+    speakers = {split: set(list_speakers(tiny_corpus / "raw" / split)) for split in tiny}
     assert speakers == {split: set(names) for split, names in tiny.items()}
     licences = (tiny_corpus / "LICENSES").read_text()
     assert all(SPEAKERS[n].licence in licences for names in tiny.values() for n in names)
@@ -61,18 +58,19 @@ def test_tiny_corpus_layout_disjoint_speakers_and_sums(tiny_corpus):
 
 def test_second_build_is_instant_and_shared_speakers_are_refused(tiny_corpus, tmp_path):
     stamp = (tiny_corpus / "manifest.json").stat().st_mtime_ns
-    build_corpus(tiny_corpus, **PRESETS["tiny"])
+    minimix_prepare.prepare_minimix(tiny_corpus, "tiny")
     assert (tiny_corpus / "manifest.json").stat().st_mtime_ns == stamp
+    files = {"en-allison": [tiny_corpus / "LICENSES"]}
     with pytest.raises(ValueError, match="disjoint speakers"):
-        build_corpus(tmp_path / "bad", {"tr": ["en-allison"], "cv": ["en-allison"]}, {"tr": 1, "cv": 1})
+        build_corpus(tmp_path / "bad", {"tr": ["en-allison"], "cv": ["en-allison"]}, {"tr": 1, "cv": 1}, files, {})
+    with pytest.raises(KeyError, match=r"no recordings given for speakers \['it-carlo'\]"):
+        build_corpus(tmp_path / "bad", {"tr": ["en-allison"], "cv": ["it-carlo"]}, {"tr": 1, "cv": 1}, files, {})
 
 
 def test_missing_apt_is_a_clear_error(tmp_path, monkeypatch):
-    from sepmamba_sb.data import speech_sources
-
-    monkeypatch.setattr(speech_sources.shutil, "which", lambda tool: None)
-    with pytest.raises(speech_sources.SpeechFetchError, match="apt-get is not available.*espeak-ng"):
-        fetch_packages(["codec2-examples"], root=tmp_path)
+    monkeypatch.setattr(minimix_prepare.shutil, "which", lambda tool: None)
+    with pytest.raises(minimix_prepare.SpeechFetchError, match="apt-get is not available.*espeak-ng"):
+        minimix_prepare.fetch_packages(["codec2-examples"], root=tmp_path)
 
 
 def test_any_speaker_folder_becomes_a_corpus(tmp_path):
@@ -85,19 +83,26 @@ def test_any_speaker_folder_becomes_a_corpus(tmp_path):
             sf.write(str(path), (rng.standard_normal(16000 * 3) * 0.1).astype("float32"), 16000)  # resampled
     splits = split_speakers([f"spk{s}" for s in range(8)])
     assert [len(splits[k]) for k in ("tr", "cv", "tt")] == [4, 2, 2]
-    root = build_corpus(tmp_path / "corpus", splits, {"tr": 4, "cv": 2, "tt": 2}, folder=tmp_path / "voices")
+    files = list_speakers(tmp_path / "voices")
+    licences = {name: f"made by the test for {name}" for name in files}
+    root = build_corpus(tmp_path / "corpus", splits, {"tr": 4, "cv": 2, "tt": 2}, files, licences)
     assert len(list((root / "wav8k" / "min" / "tt" / "mix").glob("*.wav"))) == 2
-    assert "recordings from" in (root / "LICENSES").read_text()
+    assert "spk7: made by the test for spk7" in (root / "LICENSES").read_text()
+    assert not (root / ".unfinished").exists()
+    (root / "manifest.json").unlink()  # as if the build had been interrupted
+    (root / ".unfinished").write_text("")
+    assert build_corpus(root, splits, {"tr": 4, "cv": 2, "tt": 3}, files, licences) == root
+    assert len(list((root / "wav8k" / "min" / "tt" / "mix").glob("*.wav"))) == 3
     with pytest.raises(ValueError, match="too few"):
         split_speakers(["a", "b", "c", "d", "e"])
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("my data")
     with pytest.raises(FileExistsError, match="refusing to overwrite"):
-        build_corpus(tmp_path / "mine", splits, {"tr": 1, "cv": 1, "tt": 1}, folder=tmp_path / "voices")
+        build_corpus(tmp_path / "mine", splits, {"tr": 1, "cv": 1, "tt": 1}, files, licences)
 
 
-def test_command_line_builds_from_a_folder_and_from_fake_espeak(tmp_path, monkeypatch):
-    """python -m sepmamba_sb.data: --speakers-folder, and --espeak through a stand-in espeak-ng."""
+def test_command_lines_build_from_a_folder_and_from_fake_espeak(tmp_path, monkeypatch):
+    """python -m sepmamba_sb.data --speakers-folder, and minimix_prepare.py --espeak through a stand-in espeak-ng."""
     from sepmamba_sb.data.__main__ import main
 
     rng = np.random.default_rng(0)
@@ -106,15 +111,18 @@ def test_command_line_builds_from_a_folder_and_from_fake_espeak(tmp_path, monkey
             path = tmp_path / "voices" / f"v{s}" / f"{u}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
             sf.write(str(path), (rng.standard_normal(8000 * 5) * 0.1).astype("float32"), 8000)
-    assert main(["--out", str(tmp_path / "c1"), "--speakers-folder", str(tmp_path / "voices")]) == 0
-    assert (tmp_path / "c1" / "wav8k" / "min" / "tt" / "s2").is_dir()
+    assert main(["--out", str(tmp_path / "c1"), "--speakers-folder", str(tmp_path / "voices"),
+                 "--mixtures", "5", "2", "3"]) == 0
+    assert len(list((tmp_path / "c1" / "wav8k" / "min" / "tt" / "s2").glob("*.wav"))) == 3
+    assert "recordings from" in (tmp_path / "c1" / "LICENSES").read_text()
+    assert main(["--out", str(tmp_path / "c0"), "--speakers-folder", str(tmp_path / "nowhere")]) == 2
     fake = tmp_path / "bin" / "espeak-ng"  # writes 3 s of noise where espeak-ng would write speech
     fake.parent.mkdir()
     fake.write_text(f"#!{sys.executable}\nimport sys, numpy, soundfile\n"
                     "soundfile.write(sys.argv[sys.argv.index('-w') + 1], numpy.random.rand(66150) - 0.5, 22050)\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
-    assert main(["--out", str(tmp_path / "c2"), "--espeak"]) == 0
-    assert len(speaker_folder(tmp_path / "c2" / "raw" / "tr")) >= 2
+    assert minimix_prepare.main(["--out", str(tmp_path / "c2"), "--espeak"]) == 0
+    assert len(list_speakers(tmp_path / "c2" / "raw" / "tr")) >= 2
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    assert main(["--out", str(tmp_path / "c3"), "--espeak"]) == 2
+    assert minimix_prepare.main(["--out", str(tmp_path / "c3"), "--espeak"]) == 2

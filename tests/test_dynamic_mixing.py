@@ -6,6 +6,8 @@ import soundfile as sf
 import torch
 from conftest import load_recipe_module
 
+from sepmamba_sb.audio import list_speakers
+
 dm = load_recipe_module("separation/dynamic_mixing.py", "wsj0mix_dynamic_mixing")
 
 
@@ -86,13 +88,30 @@ def test_speaker_from_file_name_prefix(tmp_path):
         path = tmp_path / "flat" / f"{name}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(path), np.zeros(100, dtype="float32"), 8000)
-    assert set(dm.list_speakers(tmp_path / "flat", speaker_prefix=3)) == {"01a", "02c"}
-    assert set(dm.list_speakers(tmp_path / "flat")) == {"flat"}
+    assert set(list_speakers(tmp_path / "flat", speaker_prefix=3)) == {"01a", "02c"}
+    assert set(list_speakers(tmp_path / "flat")) == {"flat"}
+
+
+def test_speaker_is_the_first_folder_below_the_root(tmp_path):
+    """LibriSpeech's <speaker>/<chapter>/<utterance> layout: the speaker, not the chapter."""
+    for rel in ("19/198/19-198-0001.wav", "19/227/19-227-0002.WAV", "26/495/26-495-0003.wav", "26/notes.txt"):
+        path = tmp_path / "libri" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if rel.endswith("txt"):
+            path.write_text("not audio")
+        else:
+            sf.write(str(path), np.zeros(100, dtype="float32"), 8000)
+    speakers = list_speakers(tmp_path / "libri")
+    assert {k: [p.name for p in v] for k, v in speakers.items()} == {
+        "19": ["19-198-0001.wav", "19-227-0002.WAV"], "26": ["26-495-0003.wav"]}
 
 
 def test_bad_folders_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        dm.list_speakers(tmp_path / "nowhere")
+        dataset(tmp_path / "nowhere", "speechbrain")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty holds no .wav files"):
+        dataset(tmp_path / "empty", "speechbrain")
     (tmp_path / "one" / "spk").mkdir(parents=True)
     sf.write(str(tmp_path / "one" / "spk" / "a.wav"), np.zeros(100, dtype="float32"), 8000)
     with pytest.raises(ValueError, match="need 2 distinct"):

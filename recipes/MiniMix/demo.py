@@ -4,8 +4,9 @@
     python demo.py --out demo                      # what `make demo` runs (from the repository root)
 
 Steps:
-1. Build the MiniMix corpus: real speech from Debian packages, cached in ~/.cache/sepmamba_sb.
-2. Train `hparams/sepmamba-minimix.yaml` for its time budget; that run also tests on MiniMix's tt.
+1. Build the MiniMix corpus (`minimix_prepare.py`): real speech from Debian packages, cached in
+   ~/.cache/sepmamba_sb.
+2. Train `hparams/sepmamba-minimix.yaml` for its epochs; that run also tests on MiniMix's tt.
 3. Export the best checkpoint as a hub folder (`<out>/model`).
 4. Separate one test mixture with the exported model, the way a user would.
 5. Write `mix.wav`, `source1.wav`, `source2.wav`, `spectrogram.png`, `training_curve.png` into `--out`,
@@ -24,27 +25,25 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 
 RECIPE = Path(__file__).resolve().parent
 REPO = RECIPE.parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(RECIPE), str(REPO)]
 
-from sepmamba_sb.data.corpus import PRESETS, build_corpus  # noqa: E402
-from sepmamba_sb.data.speech_sources import SpeechFetchError, cache_dir  # noqa: E402
+from minimix_prepare import SpeechFetchError, cache_dir, prepare_minimix  # noqa: E402
 
 
 def step(message: str) -> None:
     print(f"\n== {message}", flush=True)
 
 
-def train(corpus: Path, run: Path, minutes: float | None) -> None:
+def train(corpus: Path, run: Path, epochs: int | None) -> None:
     """Run the recipe in a child process, its output streaming to this terminal."""
     cmd = [sys.executable, "train.py", "hparams/sepmamba-minimix.yaml", "--data_folder", str(corpus),
            "--output_folder", str(run), "--device", "cpu"]
-    if minutes is not None:
-        cmd += ["--time_budget_minutes", str(minutes)]
+    if epochs is not None:
+        cmd += ["--N_epochs", str(epochs)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     done = subprocess.run(cmd, cwd=RECIPE, env=env)
     if done.returncode != 0:
@@ -99,14 +98,16 @@ def spectrograms(signals: dict, rate: int, path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="demo", help="folder for the results (default ./demo)")
-    parser.add_argument("--minutes", type=float, default=None, help="training time budget (default: the yaml's)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the yaml's)")
     args = parser.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
     out = Path(args.out).resolve()
     started = time.monotonic()
 
     step("1/5 building the MiniMix corpus (real speech from Debian packages; cached after the first run)")
     try:
-        corpus = build_corpus(cache_dir() / "minimix", **PRESETS["demo"])
+        corpus = prepare_minimix(cache_dir() / "minimix", "demo")
     except SpeechFetchError as exc:
         raise SystemExit(f"{exc}\nWithout apt, build a corpus from your own recordings with "
                          "`python -m sepmamba_sb.data --speakers-folder ...` and run train.py on it.") from None
@@ -115,7 +116,7 @@ def main(argv=None) -> int:
     step("2/5 training and testing (the recipe's train.py)")
     run = out / "run"
     shutil.rmtree(run, ignore_errors=True)  # a fresh demonstration each time
-    train(corpus, run, args.minutes)
+    train(corpus, run, args.epochs)
     means, rows = test_means(run)
 
     step("3/5 exporting the best checkpoint as a hub folder")
@@ -128,11 +129,11 @@ def main(argv=None) -> int:
     best = max(rows, key=lambda r: float(r["si-snr_i"]))  # show what the model can do at its best
     mix_path = corpus / "wav8k" / "min" / "tt" / "mix" / f"{best['snt_id']}.wav"
     model = SepMambaSeparation.from_hparams(source=str(model_dir), savedir=str(out / "model"))
-    sources = model.separate_file(mix_path)[0].numpy()
+    sources = model.separate_file(mix_path)[0].numpy()  # each source at its level in the mixture
     mix, rate = sf.read(str(mix_path), dtype="float32")
     sf.write(str(out / "mix.wav"), mix, rate)
     for s in range(sources.shape[-1]):
-        sf.write(str(out / f"source{s + 1}.wav"), 0.9 * sources[:, s] / max(np.abs(sources[:, s]).max(), 1e-8), rate)
+        sf.write(str(out / f"source{s + 1}.wav"), sources[:, s], rate)
     references = [sf.read(str(mix_path.parent.parent / f"s{s + 1}" / mix_path.name), dtype="float32")[0]
                   for s in range(sources.shape[-1])]
 

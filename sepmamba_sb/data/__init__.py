@@ -1,2 +1,2 @@
-"""Real speech for small corpora: Debian speech packages (:mod:`.speech_sources`) and a builder of
-wsj0-2mix-layout corpora from any speaker-labelled recordings (:mod:`.corpus`)."""
+"""Small wsj0-2mix-layout corpora from any speaker-labelled recordings (:mod:`.corpus`;
+``python -m sepmamba_sb.data --speakers-folder DIR --out OUT``)."""

@@ -1,10 +1,11 @@
-"""``python -m sepmamba_sb.data --out DIR``: build a wsj0-2mix-layout corpus of real speech.
+"""``python -m sepmamba_sb.data --speakers-folder DIR --out OUT``: a wsj0-2mix-layout corpus from your recordings.
 
-    python -m sepmamba_sb.data --out ~/minimix                      # the demo's corpus (Debian packages)
-    python -m sepmamba_sb.data --out ~/mymix --speakers-folder ~/LibriSpeech-wavs   # <speaker>/**/*.wav
-    python -m sepmamba_sb.data --out ~/synthmix --espeak            # synthetic voices, when apt is unavailable
+    python -m sepmamba_sb.data --speakers-folder ~/LibriSpeech-wavs --out ~/mymix    # DIR/<speaker>/**/*.wav
 
-A second run with the same settings returns at once.
+Speakers are split about 80/10/10 into disjoint tr/cv/tt sets; train with the WSJ0Mix recipe
+(``--data_folder ~/mymix --base_folder_dm ~/mymix/raw/tr --dm_speaker_prefix null``). A second run
+with the same settings returns at once. The MiniMix demo corpus, from Debian's speech packages, is
+built by ``recipes/MiniMix/minimix_prepare.py``.
 """
 
 from __future__ import annotations
@@ -13,37 +14,30 @@ import argparse
 import sys
 from pathlib import Path
 
-from sepmamba_sb.data.corpus import PRESETS, build_corpus, speaker_folder, split_speakers
-from sepmamba_sb.data.speech_sources import SpeechFetchError
+from sepmamba_sb.audio import list_speakers
+from sepmamba_sb.data.corpus import build_corpus, split_speakers
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sepmamba_sb.data", description=__doc__.split("\n")[0])
+    parser.add_argument("--speakers-folder", required=True, help="your recordings, <folder>/<speaker>/**/*.wav")
     parser.add_argument("--out", required=True, help="corpus folder to create")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="demo", help="speakers and sizes (default demo)")
-    parser.add_argument("--speakers-folder", help="your own recordings, <folder>/<speaker>/**/*.wav, instead")
-    parser.add_argument("--espeak", action="store_true", help="synthetic espeak-ng voices instead (fallback)")
-    parser.add_argument("--num-spks", type=int, default=2)
+    parser.add_argument("--mixtures", type=int, nargs=3, default=[400, 20, 40], metavar=("TR", "CV", "TT"),
+                        help="mixtures per split (default 400 20 40)")
+    parser.add_argument("--num-spks", type=int, default=2, help="speakers per mixture (default 2)")
+    parser.add_argument("--sample-rate", type=int, default=8000, help="rate of the corpus (default 8000)")
     parser.add_argument("--seed", type=int, default=1234)
     args = parser.parse_args(argv)
-    preset = PRESETS[args.preset]
-    folder = Path(args.speakers_folder) if args.speakers_folder else None
+    if min(args.mixtures) < 1 or args.num_spks < 1 or args.sample_rate < 1000:
+        parser.error("--mixtures and --num-spks must be positive, --sample-rate at least 1000")
+    folder = Path(args.speakers_folder)
     try:
-        if args.espeak:
-            from sepmamba_sb.data.espeak import synthesize
-
-            folder = synthesize(Path(args.out).with_name(Path(args.out).name + "-espeak-voices"))
-        if folder is not None:
-            speakers = split_speakers(sorted(speaker_folder(folder)), args.num_spks)
-            root = build_corpus(Path(args.out), speakers, preset["mixtures"], args.num_spks, seed=args.seed,
-                                folder=folder)
-        else:
-            root = build_corpus(Path(args.out), preset["speakers"], preset["mixtures"], args.num_spks, seed=args.seed,
-                                max_utterances_per_speaker=preset["max_utterances_per_speaker"])
-    except SpeechFetchError as exc:
-        print(f"{exc}\n(with no apt, use --speakers-folder with your own recordings, or --espeak)", file=sys.stderr)
-        return 2
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        files = list_speakers(folder)
+        speakers = split_speakers(list(files), args.num_spks)
+        licences = {name: f"recordings from {folder / name}; their licence is their owner's." for name in files}
+        root = build_corpus(Path(args.out), speakers, dict(zip(("tr", "cv", "tt"), args.mixtures, strict=True)),
+                            files, licences, num_spks=args.num_spks, sample_rate=args.sample_rate, seed=args.seed)
+    except (OSError, ValueError, KeyError) as exc:
         print(f"python -m sepmamba_sb.data: {exc}", file=sys.stderr)
         return 2
     print(root)

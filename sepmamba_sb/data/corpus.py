@@ -1,4 +1,4 @@
-"""Build a small wsj0-2mix-layout corpus from real speech.
+"""Build a small wsj0-2mix-layout corpus from any speaker-labelled recordings.
 
 Two stages, both reusable on their own:
 
@@ -12,39 +12,30 @@ Two stages, both reusable on their own:
    exceeds 0.9.
 
 :func:`build_corpus` runs both for disjoint speaker sets per split, writes ``LICENSES`` and a
-manifest, and does nothing when a corpus with the same manifest exists.
+manifest, and does nothing when a corpus with the same manifest exists. Where the recordings come from
+is the caller's business: a folder of the user's (``python -m sepmamba_sb.data``), or the Debian
+packages of the MiniMix recipe (``recipes/MiniMix/minimix_prepare.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio
 from tqdm import tqdm
 
-from sepmamba_sb.data.speech_sources import SPEAKERS, speaker_files
+from sepmamba_sb.audio import audio_info, draw_speakers, mix_sources, read_audio
+
+logger = logging.getLogger(__name__)
 
 SPLITS = ("tr", "cv", "tt")
-FORMAT_VERSION = 3  # bump when the output of a given manifest changes, so cached corpora are rebuilt
-
-
-def read_mono(path: Path, sample_rate: int) -> np.ndarray:
-    """Read a wav (any rate, any channel count) as float32 mono at ``sample_rate``."""
-    try:
-        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError) as exc:
-        raise ValueError(f"cannot read audio file {path}: {exc}") from exc
-    audio = audio.mean(axis=1)
-    if rate != sample_rate:
-        audio = torchaudio.functional.resample(torch.from_numpy(audio), rate, sample_rate).numpy()
-    return audio
+FORMAT_VERSION = 4  # bump when the output of a given manifest changes, so cached corpora are rebuilt
 
 
 def _quiet_cut(audio: np.ndarray, target: int, window: int, frame: int) -> int:
@@ -84,6 +75,8 @@ def make_utterances(files_by_speaker: Mapping[str, list[Path]], out_dir: Path, s
                     rng: np.random.Generator, max_per_speaker: int | None = None) -> dict[str, list[Path]]:
     """Write each speaker's utterances to ``out_dir/<speaker>/<speaker>_<n>.wav`` (16-bit).
 
+    Empty recordings (some packages ship zero-length prompts) are left out with a warning.
+
     Returns
     -------
     dict
@@ -91,7 +84,12 @@ def make_utterances(files_by_speaker: Mapping[str, list[Path]], out_dir: Path, s
     """
     written = {}
     for speaker, files in files_by_speaker.items():
-        utterances = split_into_utterances([read_mono(f, sample_rate) for f in files], sample_rate, rng)
+        empty = [f for f in files if audio_info(f).frames == 0]
+        if empty:
+            logger.warning("speaker %s: leaving out %d empty recording(s): %s", speaker, len(empty),
+                           ", ".join(str(f) for f in empty[:3]) + (" ..." if len(empty) > 3 else ""))
+        recordings = [read_audio(f, sample_rate)[0].numpy() for f in files if f not in empty]
+        utterances = split_into_utterances(recordings, sample_rate, rng)
         if max_per_speaker is not None:
             utterances = utterances[:max_per_speaker]
         if not utterances:
@@ -106,30 +104,13 @@ def make_utterances(files_by_speaker: Mapping[str, list[Path]], out_dir: Path, s
     return written
 
 
-def speaker_folder(root: Path) -> dict[str, list[Path]]:
-    """A speaker-labelled folder (``root/<speaker>/**/*.wav``) as speaker -> sorted files."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"speaker folder {root} does not exist")
-    speakers = {d.name: sorted(d.rglob("*.wav")) for d in sorted(root.iterdir()) if d.is_dir()}
-    speakers = {k: v for k, v in speakers.items() if v}
-    if not speakers:
-        raise ValueError(f"{root} holds no <speaker>/*.wav files")
-    return speakers
-
-
-def mix_sources(sources: list[np.ndarray], levels_db: list[float]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Scale sources to RMS levels (dB, relative), cut them to the shortest, sum; then divide all by
-    max(1, peak of the mixture and the sources) / 0.9, as pywsj0-mix's "min" mode does."""
+def mix_at_levels(sources: list[np.ndarray], levels_db: list[float]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Scale sources to RMS levels (dB, relative) over their common length, then mix them as
+    pywsj0-mix's "min" mode does (:func:`sepmamba_sb.audio.mix_sources`)."""
     length = min(len(s) for s in sources)
-    scaled = []
-    for source, level in zip(sources, levels_db, strict=True):
-        source = source[:length]
-        rms = float(np.sqrt(np.mean(np.square(source)))) or 1.0
-        scaled.append(source / rms * 10 ** (level / 20))
-    mixture = np.sum(scaled, axis=0)
-    gain = max(1.0, np.abs(mixture).max(), *(np.abs(s).max() for s in scaled)) / 0.9
-    return (mixture / gain).astype(np.float32), [(s / gain).astype(np.float32) for s in scaled]
+    gains = [10 ** (level / 20) / (float(np.sqrt(np.mean(np.square(s[:length], dtype=np.float64)))) or 1.0)
+             for s, level in zip(sources, levels_db, strict=True)]
+    return mix_sources(sources, gains, peak_rule="wsj0")
 
 
 def make_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, count: int, num_spks: int,
@@ -145,18 +126,15 @@ def make_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, count: in
     list of str
         The mixture IDs (file names without .wav).
     """
-    speakers = sorted(utterances)
-    if len(speakers) < num_spks:
-        raise ValueError(f"{out_dir}: {num_spks}-speaker mixtures need {num_spks} speakers, got {speakers}")
+    if len(utterances) < num_spks:
+        raise ValueError(f"{out_dir}: {num_spks}-speaker mixtures need {num_spks} speakers, got {sorted(utterances)}")
     for folder in ["mix"] + [f"s{i + 1}" for i in range(num_spks)]:
         (out_dir / folder).mkdir(parents=True, exist_ok=True)
     ids = []
-    weights = np.array([len(utterances[s]) for s in speakers], dtype=float)
     for _ in range(count):
-        chosen = rng.choice(len(speakers), size=num_spks, replace=False, p=weights / weights.sum())
-        paths = [utterances[speakers[i]][rng.integers(len(utterances[speakers[i]]))] for i in chosen]
+        paths = [path for _, path in draw_speakers(rng, utterances, num_spks)]
         levels = [0.0] + [float(rng.uniform(-level_range_db, level_range_db)) for _ in range(num_spks - 1)]
-        mixture, sources = mix_sources([read_mono(p, sample_rate) for p in paths], levels)
+        mixture, sources = mix_at_levels([read_audio(p, sample_rate)[0].numpy() for p in paths], levels)
         mix_id = "_".join(f"{p.stem}_{lvl:+.2f}" for p, lvl in zip(paths, levels, strict=True))
         sf.write(str(out_dir / "mix" / f"{mix_id}.wav"), mixture, sample_rate, subtype="PCM_16")
         for i, source in enumerate(sources):
@@ -165,24 +143,18 @@ def make_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, count: in
     return ids
 
 
-def write_licences(root: Path, speakers: list[str], folder: Path | None = None) -> None:
-    """``root/LICENSES``: each speaker's source (Debian package, credit, licence, or the user's folder)."""
+def write_licences(root: Path, licences: Mapping[str, str]) -> None:
+    """``root/LICENSES``: one line per speaker saying where its recordings come from and their licence."""
     lines = ["Sources of the recordings in this corpus:", ""]
-    for name in speakers:
-        if folder is not None:
-            lines.append(f"{name}: recordings from {folder / name}; their licence is their owner's.")
-            continue
-        s = SPEAKERS[name]
-        lines.append(f"{name}: {s.description}. Debian package {s.package} (apt-get download). "
-                     f"Recorded by {s.credit}. Licence: {s.licence}.")
+    lines += [f"{name}: {text}" for name, text in licences.items()]
     lines += ["", "Mixtures, cuts and level changes were made by sepmamba_sb.data.corpus; the licences above",
               "apply to the derived files as well (CC-BY-SA material stays CC-BY-SA)."]
     (root / "LICENSES").write_text("\n".join(lines) + "\n")
 
 
-def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mapping[str, int], num_spks: int = 2,
-                 sample_rate: int = 8000, seed: int = 1234, max_utterances_per_speaker: int | None = None,
-                 folder: Path | None = None) -> Path:
+def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mapping[str, int],
+                 files: Mapping[str, Sequence[Path]], licences: Mapping[str, str], num_spks: int = 2,
+                 sample_rate: int = 8000, seed: int = 1234, max_utterances_per_speaker: int | None = None) -> Path:
     """Build (or reuse) a corpus of real speech in the wsj0-2mix layout.
 
     Parameters
@@ -191,17 +163,18 @@ def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mappin
         Output folder. It gets ``raw/<split>/<speaker>/*.wav`` (speaker-labelled utterances),
         ``wav8k/min/<split>/{mix,s1,s2}``, ``LICENSES`` and ``manifest.json``.
     speakers : Mapping
-        Split ("tr", "cv", "tt") -> speaker names (from ``SPEAKERS``, or sub-folders of ``folder``);
-        splits must not share speakers.
+        Split ("tr", "cv", "tt") -> speaker names; splits must not share speakers.
     mixtures : Mapping
         Split -> number of mixtures.
+    files : Mapping
+        Speaker -> recordings (any rate and channel count), e.g. from
+        :func:`sepmamba_sb.audio.list_speakers`.
+    licences : Mapping
+        Speaker -> where the recordings come from and their licence (written to ``LICENSES``).
     num_spks, sample_rate, seed : int
         Sources per mixture, output rate, random seed.
     max_utterances_per_speaker : int, optional
         Cap per speaker (small test corpora).
-    folder : Path, optional
-        A speaker-labelled folder (``<folder>/<speaker>/**/*.wav``) to take the recordings from,
-        instead of the Debian packages.
 
     Returns
     -------
@@ -212,49 +185,35 @@ def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mappin
     used = [s for split in SPLITS for s in speakers.get(split, [])]
     if len(used) != len(set(used)):
         raise ValueError(f"splits must have disjoint speakers, got {dict(speakers)}")
+    missing = [s for s in used if not files.get(s)]
+    if missing:
+        raise KeyError(f"no recordings given for speakers {missing} (have {sorted(files)})")
+    sources = json.dumps({s: [str(p) for p in files[s]] for s in sorted(used)})
     manifest = {"speakers": {k: list(v) for k, v in speakers.items()}, "mixtures": dict(mixtures),
                 "num_spks": num_spks, "sample_rate": sample_rate, "seed": seed,
                 "max_utterances_per_speaker": max_utterances_per_speaker, "version": FORMAT_VERSION,
-                "folder": str(folder) if folder is not None else None}
+                "recordings_digest": hashlib.sha1(sources.encode()).hexdigest()}
     digest = hashlib.sha1(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
     done_file = root / "manifest.json"
     if done_file.exists() and json.loads(done_file.read_text()).get("digest") == digest:
         return root
+    unfinished = root / ".unfinished"  # marks a build that was interrupted: safe to start again
     if root.exists():
-        if not done_file.exists() and any(root.iterdir()):
+        if not done_file.exists() and not unfinished.exists() and any(root.iterdir()):
             raise FileExistsError(f"{root} exists and is not a corpus this builder made; refusing to overwrite it")
-        shutil.rmtree(root)  # an earlier corpus with other settings
+        shutil.rmtree(root)  # an earlier corpus with other settings, or an interrupted build
+    root.mkdir(parents=True)
+    unfinished.write_text("building; an interrupted build is started again from scratch\n")
     rng = np.random.default_rng(seed)
-    if folder is not None:
-        available = speaker_folder(folder)
-        unknown = [s for s in used if s not in available]
-        if unknown:
-            raise KeyError(f"speakers {unknown} are not sub-folders of {folder}")
-        files = {s: available[s] for s in used}
-    else:
-        files = speaker_files(used)
     rate_dir = f"wav{sample_rate // 1000}k"
     for split in tqdm([s for s in SPLITS if s in speakers], desc="building corpus", unit="split"):
         utterances = make_utterances({s: files[s] for s in speakers[split]}, root / "raw" / split, sample_rate, rng,
                                      max_utterances_per_speaker)
         make_mixtures(utterances, root / rate_dir / "min" / split, mixtures[split], num_spks, sample_rate, rng)
-    write_licences(root, used, folder)
+    write_licences(root, {s: licences.get(s, "source and licence not given") for s in used})
     done_file.write_text(json.dumps({**manifest, "digest": digest}, indent=1) + "\n")
+    unfinished.unlink()
     return root
-
-
-PRESETS = {
-    # the demo: 4 training voices (2 F, 2 M, ~75 min), 3 validation and 5 test voices, all disjoint
-    # (more training voices generalise better than a female voice held out for cv: measured)
-    "demo": {"speakers": {"tr": ["en-allison", "it-carlo", "ru-ivrvoice", "c2-ve9qrp"],
-                          "cv": ["c2-vk5qi", "c2-hts", "c2-mmt1"],
-                          "tt": ["fr-june", "ps-austen", "c2-morig", "c2-bigdog", "c2-cross"]},
-             "mixtures": {"tr": 400, "cv": 20, "tt": 40}, "max_utterances_per_speaker": None},
-    # the test suite's: 3 training voices (for 3-speaker mixing), 6 utterances each
-    "tiny": {"speakers": {"tr": ["en-allison", "it-carlo", "fr-june"], "cv": ["ru-ivrvoice", "ps-austen"],
-                          "tt": ["c2-ve9qrp", "c2-vk5qi"]},
-             "mixtures": {"tr": 8, "cv": 3, "tt": 3}, "max_utterances_per_speaker": 6},
-}
 
 
 def split_speakers(names: list[str], num_spks: int = 2) -> dict[str, list[str]]:

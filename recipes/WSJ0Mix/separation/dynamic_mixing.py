@@ -1,18 +1,20 @@
 """Training mixtures made on the fly from single-speaker utterances (dynamic mixing).
 
 The source is any folder of speaker-labelled wavs, e.g. WSJ0's ``si_tr_s`` (``<spk>/<utt>.wav``):
-the speaker is the name of a file's parent folder, or the first ``speaker_prefix`` characters of its
-name (WSJ0 utterance IDs start with the 3-character speaker ID). Listing 12,000 files takes about a
-second; files at another rate than the recipe's are resampled once, the first time they are drawn,
-into ``cache_folder`` (atomic writes, so data-loader workers and DDP ranks can share it).
+the speaker is the first folder below it, or the first ``speaker_prefix`` characters of a file's
+name (WSJ0 utterance IDs start with the 3-character speaker ID), as
+:func:`sepmamba_sb.audio.list_speakers` reads it. Files at another rate than the recipe's are
+resampled once, the first time they are drawn, into ``cache_folder`` (atomic writes, so data-loader
+workers and DDP ranks can share it).
 
 Two styles, both drawing DISTINCT speakers for every mixture, each with probability proportional
-to its number of utterances, and one of its utterances uniformly:
+to its number of utterances, and one of its utterances uniformly
+(:func:`sepmamba_sb.audio.draw_speakers`):
 
 - ``"speechbrain"``, as SpeechBrain's WSJ0Mix recipe: one random crop of min(shortest, ``segment``) samples per source,
   levels set on the mean absolute amplitude (``speechbrain.processing.signal_processing.rescale``,
   dB): the first at N(-27.43, 2.57) clipped to [-45, 0], the others at the first + N(-2.51, 2.66)
-  (clipped likewise); then everything scaled so the peak is 0.9.
+  (clipped likewise); then everything scaled so the peak is 0.9 (``mix_sources``'s "normalise").
 - ``"sepmamba"``, as the SepMamba paper's training (which draws utterances uniformly, i.e. speakers
   in proportion to their utterances, as above, but without checking they differ): each source cropped
   at random to ``segment`` samples (zero-padded if shorter), divided by the square root of its
@@ -20,7 +22,7 @@ to its number of utterances, and one of its utterances uniformly:
   frames within 40 dB of the loudest) and scaled by 10^(snr/20) with snr_1 ~ U(-2.5, 0),
   snr_2 ~ U(0, 2.5) (a third source at 0 dB), speed-perturbed independently (factors drawn from
   ``speed_factors``), all cut to the shortest (and to ``segment``), summed, and divided by
-  max(1, peak of mixture and sources) / 0.9 (pywsj0-mix's "min" gain).
+  max(1, peak of mixture and sources) / 0.9 (pywsj0-mix's "min" gain, ``mix_sources``'s "wsj0").
 
 Mixture ``i`` of epoch ``e`` is a function of (seed, e, i) only: runs are reproducible, data-loader
 workers need no seeding, and under DDP each rank (which gets its own indices from the distributed
@@ -40,31 +42,11 @@ import torch
 import torchaudio
 from speechbrain.processing.signal_processing import rescale
 
-from sepmamba_sb.data.corpus import read_mono
+from sepmamba_sb.audio import audio_info, draw_speakers, list_speakers, mix_sources, read_audio
 
 logger = logging.getLogger(__name__)
 
 STYLES = ("speechbrain", "sepmamba")
-
-
-def list_speakers(base_folder: str | Path, speaker_prefix: int | None = None) -> dict[str, list[Path]]:
-    """Speaker -> sorted wav files under ``base_folder`` (recursively).
-
-    The speaker is a file's parent folder name, or the first ``speaker_prefix`` characters of its
-    file name when given (WSJ0: 3).
-    """
-    base = Path(base_folder)
-    if not base.is_dir():
-        raise FileNotFoundError(f"dynamic mixing folder {base} does not exist (base_folder_dm in the yaml)")
-    speakers: dict[str, list[Path]] = {}
-    for folder, _, files in os.walk(base):
-        for name in files:
-            if name.lower().endswith(".wav"):
-                speaker = name[:speaker_prefix] if speaker_prefix else Path(folder).name
-                speakers.setdefault(speaker, []).append(Path(folder) / name)
-    if not speakers:
-        raise ValueError(f"dynamic mixing folder {base} holds no .wav files")
-    return {k: sorted(v) for k, v in sorted(speakers.items())}
 
 
 def read_activlev(path: str | Path) -> dict[str, float]:
@@ -113,7 +95,7 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
     seed : int
         Mixtures are a function of (seed, epoch, index).
     speaker_prefix : int, optional
-        Speaker = first characters of the file name (WSJ0: 3); default: the parent folder.
+        Speaker = first characters of the file name (WSJ0: 3); default: the first folder below ``base_folder``.
     activlev_file : str or Path, optional
         ``"sepmamba"`` style: pywsj0-mix's activlev levels, keyed by file stem.
     speed_factors : sequence of float
@@ -129,16 +111,13 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         if len(self.speakers) < num_spks:
             raise ValueError(f"dynamic mixing folder {base_folder} has {len(self.speakers)} speaker(s) "
                              f"({list(self.speakers)}); {num_spks}-speaker mixtures need {num_spks} distinct ones")
-        self.names = list(self.speakers)
-        counts = np.array([len(self.speakers[s]) for s in self.names], dtype=float)
-        self.weights = counts / counts.sum()
         self.base_folder, self.cache_folder = Path(base_folder), Path(cache_folder)
         self.num_mixtures, self.num_spks, self.sample_rate, self.segment = num_mixtures, num_spks, sample_rate, segment
         self.style, self.seed, self.speed_factors = style, seed, list(speed_factors)
         self.levels = read_activlev(activlev_file) if activlev_file else None
         self.epoch = 0
-        logger.info("dynamic mixing (%s style): %d speakers, %d files in %s", style, len(self.names),
-                    int(counts.sum()), base_folder)
+        logger.info("dynamic mixing (%s style): %d speakers, %d files in %s", style, len(self.speakers),
+                    sum(map(len, self.speakers.values())), base_folder)
 
     def set_epoch(self, epoch: int) -> None:
         """Draw a new set of mixtures (call before each training epoch)."""
@@ -149,35 +128,27 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
 
     def _load(self, path: Path) -> np.ndarray:
         """Mono float32 at the recipe's rate; another rate is resampled once into the cache."""
-        try:
-            info = sf.info(str(path))
-        except (RuntimeError, sf.LibsndfileError) as exc:
-            raise ValueError(f"dynamic mixing: cannot read {path}: {exc}") from exc
-        if info.samplerate != self.sample_rate:
+        if audio_info(path).samplerate != self.sample_rate:
             cached = self.cache_folder / f"{self.sample_rate}" / path.relative_to(self.base_folder)
             if not cached.exists():
-                audio = read_mono(path, self.sample_rate)
+                audio, _ = read_audio(path, self.sample_rate)
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 with tempfile.NamedTemporaryFile(dir=cached.parent, suffix=".wav", delete=False) as tmp:
-                    sf.write(tmp.name, audio, self.sample_rate, subtype="FLOAT")
+                    sf.write(tmp.name, audio.numpy(), self.sample_rate, subtype="FLOAT")
                 os.replace(tmp.name, cached)
             path = cached
-        audio, _ = sf.read(str(path), dtype="float32", always_2d=True)
-        if audio.shape[0] == 0:
-            raise ValueError(f"dynamic mixing: {path} is empty")
-        return audio.mean(axis=1)
+        return read_audio(path)[0].numpy()
 
     def __getitem__(self, index: int) -> dict:
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        chosen = rng.choice(len(self.names), size=self.num_spks, replace=False, p=self.weights)
-        files = [self.speakers[self.names[i]][rng.integers(len(self.speakers[self.names[i]]))] for i in chosen]
-        audio = [self._load(f) for f in files]
+        drawn = draw_speakers(rng, self.speakers, self.num_spks)
+        audio = [self._load(path) for _, path in drawn]
         if self.style == "speechbrain":
             mixture, sources = self._speechbrain_style(audio, rng)
         else:
-            mixture, sources = self._paper_style(audio, files, rng)
-        speakers = "+".join(self.names[i] for i in chosen)
-        item = {"id": f"{speakers}_e{self.epoch}_{index}", "mix_sig": torch.from_numpy(mixture)}
+            mixture, sources = self._paper_style(audio, [path for _, path in drawn], rng)
+        item = {"id": f"{'+'.join(name for name, _ in drawn)}_e{self.epoch}_{index}",
+                "mix_sig": torch.from_numpy(mixture)}
         for s, source in enumerate(sources):
             item[f"s{s + 1}_sig"] = torch.from_numpy(source)
         return item
@@ -194,11 +165,7 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
             else:
                 level = float(np.clip(first + rng.normal(-2.51, 2.66), -45, 0))
             sources.append(rescale(crop, torch.tensor(length), level, scale="dB").numpy())
-        sources = np.stack(sources)
-        mixture = sources.sum(0)
-        peak = max(np.abs(mixture).max(), np.abs(sources).max())
-        gain = 0.9 / peak if peak > 0 else 1.0
-        return (mixture * gain).astype(np.float32), list((sources * gain).astype(np.float32))
+        return mix_sources(sources, peak_rule="normalise")
 
     def _paper_style(self, audio, files, rng):
         snrs = [rng.uniform(-2.5, 0.0), rng.uniform(0.0, 2.5)] + [0.0] * (self.num_spks - 2)
@@ -220,9 +187,5 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
             if factor != 1.0:
                 a = torchaudio.functional.resample(torch.from_numpy(a.astype(np.float32)),
                                                    round(self.sample_rate * factor), self.sample_rate).numpy()
-            sources.append(a.astype(np.float32))
-        length = min(min(len(s) for s in sources), self.segment)  # slowed-down sources come out longer
-        sources = np.stack([s[:length] for s in sources])
-        mixture = sources.sum(0)
-        gain = max(1.0, np.abs(mixture).max(), np.abs(sources).max()) / 0.9
-        return (mixture / gain).astype(np.float32), list((sources / gain).astype(np.float32))
+            sources.append(a[: self.segment])  # slowed-down sources come out longer
+        return mix_sources(sources, peak_rule="wsj0")

@@ -1,0 +1,169 @@
+"""Audio in one place: reading files, listing and drawing speakers, mixing sources.
+
+Used by inference (:mod:`sepmamba_sb.inference`), the corpus builder (:mod:`sepmamba_sb.data`) and the
+recipes' dynamic mixing, so that every reader checks files the same way and every mixture is drawn
+and scaled by the same rules. Errors name the file or folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+AUDIO_SUFFIX = ".wav"
+PEAK = 0.9  # the largest sample a mixture or source may have after mixing (pywsj0-mix's and SpeechBrain's)
+
+
+def audio_info(path: str | Path) -> sf._SoundFileInfo:
+    """The header of an audio file (``samplerate``, ``frames``, ``channels``) without reading its samples.
+
+    Raises
+    ------
+    ValueError
+        Naming the file when it does not exist or cannot be read.
+    """
+    if not Path(path).is_file():
+        raise ValueError(f"audio file {path} does not exist")
+    try:
+        return sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError, OSError) as exc:
+        raise ValueError(f"cannot read audio file {path}: {exc}") from exc
+
+
+def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[torch.Tensor, int]:
+    """Read a file as mono float32 (channels averaged), checking what a separator cannot use.
+
+    Parameters
+    ----------
+    path : str or Path
+        Any format soundfile reads.
+    sample_rate : int, optional
+        Resample to this rate (default: keep the file's).
+
+    Returns
+    -------
+    (torch.Tensor, int)
+        Samples [T] and their rate (``sample_rate`` when given, else the file's).
+
+    Raises
+    ------
+    ValueError
+        Naming the file: missing, unreadable, empty, or holding NaN/Inf samples.
+    """
+    if not Path(path).is_file():
+        raise ValueError(f"audio file {path} does not exist")
+    try:
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError, OSError) as exc:
+        raise ValueError(f"cannot read audio file {path}: {exc}") from exc
+    if audio.shape[0] == 0:
+        raise ValueError(f"audio file {path} is empty")
+    if not np.isfinite(audio).all():
+        raise ValueError(f"audio file {path} contains NaN or infinite samples")
+    mono = torch.from_numpy(audio.mean(axis=1))
+    if sample_rate is not None and rate != sample_rate:
+        mono, rate = torchaudio.functional.resample(mono, rate, sample_rate), sample_rate
+    return mono, rate
+
+
+def list_speakers(root: str | Path, speaker_prefix: int | None = None) -> dict[str, list[Path]]:
+    """Speaker -> sorted ``.wav`` files of a speaker-labelled folder (searched recursively).
+
+    The speaker is the first folder below ``root`` (``root/<speaker>/**/*.wav``, as WSJ0's ``si_tr_s``
+    and LibriSpeech lay them out; files directly in ``root`` count as a speaker named after ``root``),
+    or the first ``speaker_prefix`` characters of the file name when given (WSJ0 utterance IDs start
+    with the 3-character speaker ID).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``root`` is not a folder.
+    ValueError
+        When it holds no ``.wav`` file.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"speaker folder {root} does not exist")
+    speakers: dict[str, list[Path]] = {}
+    for folder, _, files in os.walk(root):
+        relative = Path(folder).relative_to(root).parts
+        for name in files:
+            if name.lower().endswith(AUDIO_SUFFIX):
+                speaker = name[:speaker_prefix] if speaker_prefix else (relative[0] if relative else root.name)
+                speakers.setdefault(speaker, []).append(Path(folder) / name)
+    if not speakers:
+        raise ValueError(f"speaker folder {root} holds no {AUDIO_SUFFIX} files")
+    return {k: sorted(v) for k, v in sorted(speakers.items())}
+
+
+def draw_speakers(rng: np.random.Generator, speakers: Mapping[str, Sequence[Path]],
+                  num_spks: int) -> list[tuple[str, Path]]:
+    """Draw ``num_spks`` distinct speakers and one utterance of each.
+
+    Speakers are drawn in proportion to their number of utterances (as drawing utterances uniformly
+    would), without repeats; the utterance uniformly among theirs.
+
+    Parameters
+    ----------
+    rng : np.random.Generator
+        The only source of randomness: equal generators draw equal speakers.
+    speakers : Mapping
+        Speaker -> utterances (as :func:`list_speakers` returns).
+    num_spks : int
+        Speakers per draw.
+
+    Returns
+    -------
+    list of (str, Path)
+        (speaker, utterance) pairs.
+    """
+    names = sorted(speakers)
+    if len(names) < num_spks:
+        raise ValueError(f"{num_spks}-speaker mixtures need {num_spks} distinct speakers; there are "
+                         f"{len(names)}: {names}")
+    counts = np.array([len(speakers[name]) for name in names], dtype=float)
+    chosen = rng.choice(len(names), size=num_spks, replace=False, p=counts / counts.sum())
+    return [(names[i], speakers[names[i]][rng.integers(len(speakers[names[i]]))]) for i in chosen]
+
+
+def mix_sources(sources: Sequence[np.ndarray], gains: Sequence[float] | None = None,
+                peak_rule: str = "wsj0") -> tuple[np.ndarray, list[np.ndarray]]:
+    """Cut sources to the shortest, scale them by ``gains``, sum, and bound the peaks.
+
+    Parameters
+    ----------
+    sources : sequence of np.ndarray
+        Mono signals [T_i].
+    gains : sequence of float, optional
+        One per source (default 1).
+    peak_rule : {"wsj0", "normalise"}
+        ``"wsj0"``: divide everything by max(1, peak of the mixture and the sources) / 0.9, as
+        pywsj0-mix's "min" mode; ``"normalise"``: scale everything so that that peak is 0.9, as
+        SpeechBrain's dynamic mixing.
+
+    Returns
+    -------
+    (np.ndarray, list of np.ndarray)
+        The mixture and the scaled sources, float32, all as long as the shortest source; the mixture
+        is their sum.
+    """
+    if peak_rule not in ("wsj0", "normalise"):
+        raise ValueError(f"peak_rule must be 'wsj0' or 'normalise', got {peak_rule!r}")
+    gains = [1.0] * len(sources) if gains is None else list(gains)
+    if len(gains) != len(sources):
+        raise ValueError(f"mix_sources: {len(sources)} sources but {len(gains)} gains")
+    length = min(len(s) for s in sources)
+    scaled = np.stack([np.asarray(s[:length], dtype=np.float64) * g for s, g in zip(sources, gains, strict=True)])
+    mixture = scaled.sum(axis=0)
+    largest = max(np.abs(mixture).max(initial=0.0), np.abs(scaled).max(initial=0.0))
+    if peak_rule == "wsj0":
+        factor = PEAK / max(1.0, largest)
+    else:
+        factor = PEAK / largest if largest > 0 else 1.0
+    return (mixture * factor).astype(np.float32), list((scaled * factor).astype(np.float32))
