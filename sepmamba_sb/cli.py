@@ -1,7 +1,8 @@
 """``sepmamba-separate MODEL_DIR in.wav [more.wav ...] --out DIR``: separate files with a trained model.
 
 Writes ``<out>/<name>_s1.wav``, ``<name>_s2.wav``, ... at each input's sample rate and length, each
-peak-normalised to 0.9 (separated sources have no meaningful absolute level).
+source at its level in the mixture (silence stays silent, a quiet speaker quiet; see
+:func:`sepmamba_sb.inference.fit_to_mixture`), or peak-normalised to 0.9 with ``--peak-normalize``.
 Exit status 0 when every file was separated, 2 with a one-line reason on the first bad input or
 model folder (nothing is written for a file that fails).
 """
@@ -26,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--chunk-seconds", type=float, default=None, help="chunk length for long files")
     parser.add_argument("--overlap-seconds", type=float, default=None, help="overlap between chunks")
     parser.add_argument("--savedir", default=None, help="where a hub model is cached (default: the model folder)")
+    parser.add_argument("--peak-normalize", action="store_true",
+                        help="scale each source to a peak of 0.9 (as SpeechBrain's separate_file) instead of "
+                             "keeping its level in the mixture; a silent source becomes loud noise")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     return parser
 
@@ -38,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sepmamba-separate: no such file: {missing[0]}", file=sys.stderr)
         return 2
     try:
+        from sepmamba_sb.audio import audio_info
         from sepmamba_sb.inference import SepMambaSeparation
 
         model = SepMambaSeparation.from_hparams(source=args.model, savedir=args.savedir or args.model,
@@ -50,16 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for path in map(Path, args.inputs):
         try:
-            rate = sf.info(str(path)).samplerate
+            rate = audio_info(path).samplerate
             sources = model.separate_file(path, chunk_seconds=args.chunk_seconds,
                                           overlap_seconds=args.overlap_seconds, progress=not args.quiet)[0]
         except (ValueError, RuntimeError) as exc:
             print(f"sepmamba-separate: {path}: {exc}", file=sys.stderr)
             return 2
+        if args.peak_normalize:
+            sources = 0.9 * sources / sources.abs().amax(dim=0).clamp_min(1e-8)
         for s in range(sources.shape[-1]):
-            source = sources[:, s]  # scale-free estimates: peak-normalised to 0.9, as SpeechBrain does
-            source = 0.9 * source / source.abs().max().clamp_min(1e-8)
-            sf.write(str(out / f"{path.stem}_s{s + 1}.wav"), source.numpy(), rate)
+            sf.write(str(out / f"{path.stem}_s{s + 1}.wav"), sources[:, s].numpy(), rate)
         if not args.quiet:
             print(f"{path} -> {out / path.stem}_s[1-{sources.shape[-1]}].wav")
     return 0

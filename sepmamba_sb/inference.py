@@ -8,52 +8,68 @@ A hub folder holds ``hyperparams.yaml`` (with a ``pretrainer``), one ``<module>.
 a model card ``README.md`` and ``test_mixture.wav``; :func:`export` writes one from a training run.
 Both model forms work: the paper's direct ``sepmamba`` module, and the ``encoder``/``masknet``/
 ``decoder`` triple (which SpeechBrain's own ``SepformerSeparation`` also loads).
+
+Output level: a separator trained on SI-SNR gives each estimate an arbitrary scale. ``separate_file``
+gives each source the level it has in the mixture (:func:`fit_to_mixture`): silence stays silent, an
+absent speaker's output stays near silent, a quiet speaker stays quiet, and the sources sum to about
+the mixture.
 """
 
 from __future__ import annotations
 
 import csv
 import itertools
+import json
 import logging
 import shutil
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
 import torch
 import torchaudio
 from speechbrain.inference.interfaces import Pretrained
+from speechbrain.utils.data_utils import split_path
+from speechbrain.utils.fetching import fetch
 from tqdm import tqdm
 
-from sepmamba_sb.lobes import separate
+from sepmamba_sb.audio import read_audio
+from sepmamba_sb.lobes import as_separator, fit_length, model_form
 
 logger = logging.getLogger(__name__)
 
-TRIPLE = ("encoder", "masknet", "decoder")
 
+def fit_to_mixture(est: torch.Tensor, mix: torch.Tensor, ridge: float = 1e-6) -> torch.Tensor:
+    """Give each estimated source the level it has in the mixture.
 
-def read_audio(path: str | Path) -> tuple[torch.Tensor, int]:
-    """Read a file as mono float32 (channels averaged), checking what a separator cannot use.
+    Per mixture, the gains ``g`` minimising ``|| mix - sum_s g_s est_s ||^2`` (least squares, lightly
+    ridge-regularised) multiply the estimates. Each output is then the part of the mixture that its
+    estimate explains: a silent mixture gives silent sources, an estimate unrelated to the mixture
+    (an absent speaker) comes out near silent, and the sources sum to the mixture as closely as the
+    estimates allow. Computed in float64.
+
+    Parameters
+    ----------
+    est : torch.Tensor
+        Estimates [B, T, S] at any scale.
+    mix : torch.Tensor
+        Mixtures [B, T].
+    ridge : float
+        Added to the Gram matrix's diagonal, relative to its mean diagonal (numerical safety when two
+        estimates are nearly collinear).
 
     Returns
     -------
-    (torch.Tensor, int)
-        Samples [T] and the file's sample rate.
-
-    Raises
-    ------
-    ValueError
-        Naming the file: unreadable, empty, or holding NaN/Inf samples.
+    torch.Tensor
+        [B, T, S], ``est``'s dtype and device.
     """
-    try:
-        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError, OSError) as exc:
-        raise ValueError(f"cannot read audio file {path}: {exc}") from exc
-    if audio.shape[0] == 0:
-        raise ValueError(f"audio file {path} is empty")
-    if not np.isfinite(audio).all():
-        raise ValueError(f"audio file {path} contains NaN or infinite samples")
-    return torch.from_numpy(audio.mean(axis=1)), rate
+    if est.dim() != 3 or mix.shape != est.shape[:2]:
+        raise ValueError(f"fit_to_mixture: est must be [B, T, S] and mix [B, T], got {tuple(est.shape)} and "
+                         f"{tuple(mix.shape)}")
+    e, x = est.double(), mix.to(est.device, torch.float64)
+    gram = e.transpose(1, 2) @ e  # [B, S, S]
+    scale = gram.diagonal(dim1=1, dim2=2).mean(-1).clamp_min(1e-30)  # all-zero estimates: zero gains
+    eye = torch.eye(est.shape[-1], dtype=torch.float64, device=est.device)
+    gains = torch.linalg.solve(gram + ridge * scale[:, None, None] * eye, e.transpose(1, 2) @ x.unsqueeze(-1))
+    return (e * gains.transpose(1, 2)).to(est.dtype)
 
 
 def _align(tail: torch.Tensor, est: torch.Tensor, shared: int) -> torch.Tensor:
@@ -116,16 +132,14 @@ class SepMambaSeparation(Pretrained):
     """
 
     HPARAMS_NEEDED = ["sample_rate", "num_spks"]
-    MODULES_NEEDED = []  # one of the two forms, checked below
+    MODULES_NEEDED = []  # one of the two forms, checked by as_separator
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        names = set(self.mods.keys())
-        if "sepmamba" not in names and not set(TRIPLE) <= names:
-            raise ValueError(f"modules must hold 'sepmamba' or {TRIPLE}, got {sorted(names)}")
+        self.separator = as_separator(self.mods, self.hparams.num_spks)
 
     def separate_batch(self, mix: torch.Tensor) -> torch.Tensor:
-        """Separate mixtures at the model's rate.
+        """Separate mixtures at the model's rate, as the model outputs them (SpeechBrain's contract).
 
         Parameters
         ----------
@@ -135,23 +149,26 @@ class SepMambaSeparation(Pretrained):
         Returns
         -------
         torch.Tensor
-            [B, T, S] on the model's device.
+            [B, T, S] on the model's device, at the model's arbitrary scale (see :func:`fit_to_mixture`).
         """
         mix = mix.to(self.device, torch.float32)
         with torch.no_grad():
-            if "sepmamba" in self.mods:
-                return self.mods.sepmamba(mix)
-            return separate(self.mods.encoder, self.mods.masknet, self.mods.decoder, mix, self.hparams.num_spks)
+            return self.separator(mix)
+
+    def _separate_at_mixture_level(self, mix: torch.Tensor) -> torch.Tensor:
+        return fit_to_mixture(self.separate_batch(mix), mix.to(self.device, torch.float32))
 
     def separate_file(self, path: str | Path, savedir: str | Path | None = None, chunk_seconds: float | None = None,
                       overlap_seconds: float | None = None, progress: bool = True) -> torch.Tensor:
         """Separate an audio file: averaged to mono, resampled to the model's rate and the sources
-        resampled back, so they have the file's rate and exactly its length.
+        resampled back, so they have the file's rate and exactly its length, and each source at its
+        level in the mixture (:func:`fit_to_mixture`, chunk by chunk for long files).
 
         Parameters
         ----------
         path : str or Path
-            A local file; with ``savedir``, a ``source::file`` hub path fetched into it.
+            A local file, or what SpeechBrain's ``separate_file`` takes: ``<hub id or URL>/<file>``,
+            fetched into ``savedir``.
         chunk_seconds, overlap_seconds : float, optional
             Chunking of long files (defaults: the yaml's, else 30 s and 2 s).
         progress : bool
@@ -162,28 +179,26 @@ class SepMambaSeparation(Pretrained):
         torch.Tensor
             [1, T, S] on the CPU, at the file's sample rate.
         """
-        path = Path(path)
-        if not path.is_file() and savedir is not None and "::" in str(path):
-            from speechbrain.utils.fetching import fetch
-
-            source, name = str(path).split("::", 1)
-            path = Path(fetch(name, source=source, savedir=savedir))
-        if not path.is_file():
-            raise ValueError(f"audio file {path} does not exist")
-        mix, rate = read_audio(path)
+        if not Path(path).is_file():  # a hub or web path, fetched as SpeechBrain's separate_file does
+            source, name = split_path(str(path))
+            try:
+                path = fetch(name, source=source, savedir=savedir)
+            except Exception as exc:  # hub, network and URL errors alike: the file is not to be had
+                raise ValueError(f"audio file {path} does not exist and could not be fetched "
+                                 f"({type(exc).__name__}: {exc})") from exc
+        audio, rate = read_audio(path)
         model_rate = self.hparams.sample_rate
+        mix = audio
         if rate != model_rate:
             logger.info("resampling %s from %d Hz to the model's %d Hz", path, rate, model_rate)
-            mix = torchaudio.functional.resample(mix, rate, model_rate)
+            mix = torchaudio.functional.resample(audio, rate, model_rate)
         chunk = chunk_seconds or getattr(self.hparams, "chunk_seconds", 30.0)
         overlap = overlap_seconds or getattr(self.hparams, "overlap_seconds", 2.0)
-        est = separate_in_chunks(self.separate_batch, mix, int(chunk * model_rate), int(overlap * model_rate),
-                                 progress)
+        est = separate_in_chunks(self._separate_at_mixture_level, mix, int(chunk * model_rate),
+                                 int(overlap * model_rate), progress)
         if rate != model_rate:
             est = torchaudio.functional.resample(est.t(), model_rate, rate).t()
-        length = int(round(mix.shape[-1] * rate / model_rate)) if rate != model_rate else mix.shape[-1]
-        est = est[:length] if est.shape[0] >= length else torch.nn.functional.pad(est, (0, 0, 0, length - est.shape[0]))
-        return est.unsqueeze(0)
+        return fit_length(est.t(), audio.shape[-1]).t().unsqueeze(0)
 
 
 def _module_yaml(name: str, module: torch.nn.Module) -> str:
@@ -191,13 +206,9 @@ def _module_yaml(name: str, module: torch.nn.Module) -> str:
     if not hasattr(module, "config"):
         raise TypeError(f"module {name} ({type(module).__name__}) does not record its configuration; "
                         "only sepmamba_sb.lobes modules can be exported")
-    cls = type(module)
-
-    def value(v):
-        return "[" + ", ".join(map(str, v)) + "]" if isinstance(v, list) else str(v)
-
+    cls = type(module)  # values as JSON, which YAML reads back as written (null, true, lists, strings)
     return "\n".join([f"{name}: !new:{cls.__module__}.{cls.__name__}",
-                      *(f"    {k}: {value(v)}" for k, v in module.config.items())])
+                      *(f"    {k}: {json.dumps(v)}" for k, v in module.config.items())])
 
 
 def _hub_yaml(modules: dict, sample_rate: int, num_spks: int, chunk_seconds: float, overlap_seconds: float) -> str:
@@ -234,8 +245,9 @@ def _test_metrics(run_folder: Path) -> dict | None:
 
 def _model_card(modules: dict, sample_rate: int, num_spks: int, metrics: dict | None, training: str) -> str:
     params = sum(p.numel() for m in modules.values() for p in m.parameters())
-    form = "the paper's direct model (waveforms out)" if "sepmamba" in modules else \
-        "SpeechBrain's masking form (encoder, masknet, decoder)"
+    masking = model_form(modules) == "masking"
+    form = "SpeechBrain's masking form (encoder, masknet, decoder)" if masking else \
+        "the paper's direct model (waveforms out)"
     lines = [
         "# SepMamba speech separator",
         "",
@@ -273,7 +285,7 @@ def _model_card(modules: dict, sample_rate: int, num_spks: int, metrics: dict | 
         "",
         "or `sepmamba-separate <this folder> mixture.wav --out separated/`.",
     ]
-    if "sepmamba" not in modules:
+    if masking:
         lines += ["", "SpeechBrain's `speechbrain.inference.separation.SepformerSeparation.from_hparams` loads "
                   "this folder too."]
     return "\n".join(lines) + "\n"
