@@ -120,6 +120,7 @@ def main(argv=None) -> int:
     means, rows = test_means(run)
 
     step("3/5 exporting the best checkpoint as a hub folder")
+    from sepmamba_sb.audio import read_audio
     from sepmamba_sb.inference import SepMambaSeparation, export
 
     model_dir = export(run, out / "model")
@@ -130,11 +131,12 @@ def main(argv=None) -> int:
     mix_path = corpus / "wav8k" / "min" / "tt" / "mix" / f"{best['snt_id']}.wav"
     model = SepMambaSeparation.from_hparams(source=str(model_dir), savedir=str(out / "model"))
     sources = model.separate_file(mix_path)[0].numpy()  # each source at its level in the mixture
-    mix, rate = sf.read(str(mix_path), dtype="float32")
+    mix, rate = read_audio(mix_path)
+    mix = mix.numpy()
     sf.write(str(out / "mix.wav"), mix, rate)
     for s in range(sources.shape[-1]):
         sf.write(str(out / f"source{s + 1}.wav"), sources[:, s], rate)
-    references = [sf.read(str(mix_path.parent.parent / f"s{s + 1}" / mix_path.name), dtype="float32")[0]
+    references = [read_audio(mix_path.parent.parent / f"s{s + 1}" / mix_path.name)[0].numpy()
                   for s in range(sources.shape[-1])]
 
     step("5/5 pictures")

@@ -16,7 +16,7 @@ import csv
 import logging
 from pathlib import Path
 
-import soundfile as sf
+from sepmamba_sb.audio import audio_info
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +30,7 @@ def split_folder(data_folder: Path, sample_rate: int, mode: str, split: str) -> 
 
 def _audio_info(path: Path, sample_rate: int) -> float:
     """Duration in seconds of a readable mono-or-multichannel wav at ``sample_rate``."""
-    try:
-        info = sf.info(str(path))
-    except (RuntimeError, sf.LibsndfileError) as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from exc
+    info = audio_info(path)
     if info.samplerate != sample_rate:
         raise ValueError(f"{path} is sampled at {info.samplerate} Hz, but the recipe expects {sample_rate} Hz "
                          "(sample_rate in the yaml; pick the wav8k or wav16k folder that matches)")
