@@ -23,7 +23,6 @@ import argparse
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -273,7 +272,8 @@ def prepare_espeak(out: Path, num_spks: int = 2, seed: int = 1234) -> Path:
                          for name in files}, num_spks=num_spks, seed=seed)
 
 
-def main(argv=None) -> int:
+def main(argv=None) -> None:
+    """Build the corpus and print its folder; a clear message and exit status 1 when it cannot."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="corpus folder to create")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo", help="speakers and sizes (default demo)")
@@ -286,16 +286,12 @@ def main(argv=None) -> int:
             root = prepare_espeak(Path(args.out), args.num_spks, args.seed)
         else:
             root = prepare_minimix(Path(args.out), args.preset, args.num_spks, args.seed)
-    except SpeechFetchError as exc:
-        print(f"{exc}\n(with no apt, use python -m sepmamba_sb.data --speakers-folder with your own recordings, "
-              "or --espeak)", file=sys.stderr)
-        return 2
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"minimix_prepare.py: {exc}", file=sys.stderr)
-        return 2
+    except (SpeechFetchError, OSError, ValueError, KeyError) as exc:
+        hint = ("\n(with no apt, build a corpus from your own recordings with python -m sepmamba_sb.data "
+                "--speakers-folder, or use --espeak)") if isinstance(exc, SpeechFetchError) else ""
+        raise SystemExit(f"minimix_prepare.py: {exc}{hint}") from None
     print(root)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
