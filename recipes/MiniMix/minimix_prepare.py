@@ -287,8 +287,8 @@ def main(argv=None) -> None:
         else:
             root = prepare_minimix(Path(args.out), args.preset, args.num_spks, args.seed)
     except (SpeechFetchError, OSError, ValueError, KeyError) as exc:
-        hint = ("\n(with no apt, build a corpus from your own recordings with python -m sepmamba_sb.data "
-                "--speakers-folder, or use --espeak)") if isinstance(exc, SpeechFetchError) else ""
+        hint = ("\n(build a corpus from your own recordings with python -m sepmamba_sb.data --speakers-folder"
+                + (")" if args.espeak else ", or use --espeak)")) if isinstance(exc, SpeechFetchError) else ""
         raise SystemExit(f"minimix_prepare.py: {exc}{hint}") from None
     print(root)
 
