@@ -27,6 +27,8 @@ setup(
         "ruamel.yaml<0.19",
         "ninja",
         "numpy",
+        "scipy",
+        "pyroomacoustics>=0.7",  # sepmamba_sb.rooms: reverberant training mixtures
     ],
     entry_points={"console_scripts": ["sepmamba-separate=sepmamba_sb.cli:main"]},
     extras_require={

@@ -36,7 +36,8 @@ def audio_info(path: str | Path) -> sf._SoundFileInfo:
         raise ValueError(f"cannot read audio file {path}: {exc}") from exc
 
 
-def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[torch.Tensor, int]:
+def read_audio(path: str | Path, sample_rate: int | None = None, start: int = 0,
+               frames: int = -1) -> tuple[torch.Tensor, int]:
     """Read a file as mono float32 (channels averaged), checking what a separator cannot use.
 
     Parameters
@@ -45,6 +46,8 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[torch.
         Any format soundfile reads.
     sample_rate : int, optional
         Resample to this rate (default: keep the file's).
+    start, frames : int
+        Read ``frames`` samples (-1: to the end) from sample ``start`` of the file, at its own rate.
 
     Returns
     -------
@@ -59,7 +62,7 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[torch.
     if not Path(path).is_file():
         raise ValueError(f"audio file {path} does not exist")
     try:
-        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        audio, rate = sf.read(str(path), frames=frames, start=start, dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:
         raise ValueError(f"cannot read audio file {path}: {exc}") from exc
     if audio.shape[0] == 0:
@@ -132,9 +135,39 @@ def draw_speakers(rng: np.random.Generator, speakers: Mapping[str, Sequence[Path
     return [(names[i], speakers[names[i]][rng.integers(len(speakers[names[i]]))]) for i in chosen]
 
 
+PEAK_RULES = ("wsj0", "normalise")
+
+
+def limit_peaks(signals: Sequence[np.ndarray], peak_rule: str = "wsj0") -> list[np.ndarray]:
+    """Scale signals (a mixture and its parts) by one common factor that bounds their peaks.
+
+    Parameters
+    ----------
+    signals : sequence of np.ndarray
+        The mixture, its sources (and targets, noise...).
+    peak_rule : {"wsj0", "normalise"}
+        ``"wsj0"``: divide everything by max(1, largest peak) / 0.9, as pywsj0-mix's "min" mode;
+        ``"normalise"``: scale everything so that the largest peak is 0.9, as SpeechBrain's dynamic
+        mixing.
+
+    Returns
+    -------
+    list of np.ndarray
+        The signals scaled, float32.
+    """
+    if peak_rule not in PEAK_RULES:
+        raise ValueError(f"peak_rule must be one of {PEAK_RULES}, got {peak_rule!r}")
+    largest = max(float(np.abs(s).max(initial=0.0)) for s in signals)
+    if peak_rule == "wsj0":
+        factor = PEAK / max(1.0, largest)
+    else:
+        factor = PEAK / largest if largest > 0 else 1.0
+    return [(np.asarray(s, dtype=np.float64) * factor).astype(np.float32) for s in signals]
+
+
 def mix_sources(sources: Sequence[np.ndarray], gains: Sequence[float] | None = None,
                 peak_rule: str = "wsj0") -> tuple[np.ndarray, list[np.ndarray]]:
-    """Cut sources to the shortest, scale them by ``gains``, sum, and bound the peaks.
+    """Cut sources to the shortest, scale them by ``gains``, sum, and bound the peaks (:func:`limit_peaks`).
 
     Parameters
     ----------
@@ -143,9 +176,7 @@ def mix_sources(sources: Sequence[np.ndarray], gains: Sequence[float] | None = N
     gains : sequence of float, optional
         One per source (default 1).
     peak_rule : {"wsj0", "normalise"}
-        ``"wsj0"``: divide everything by max(1, peak of the mixture and the sources) / 0.9, as
-        pywsj0-mix's "min" mode; ``"normalise"``: scale everything so that that peak is 0.9, as
-        SpeechBrain's dynamic mixing.
+        As :func:`limit_peaks`.
 
     Returns
     -------
@@ -153,17 +184,19 @@ def mix_sources(sources: Sequence[np.ndarray], gains: Sequence[float] | None = N
         The mixture and the scaled sources, float32, all as long as the shortest source; the mixture
         is their sum.
     """
-    if peak_rule not in ("wsj0", "normalise"):
-        raise ValueError(f"peak_rule must be 'wsj0' or 'normalise', got {peak_rule!r}")
     gains = [1.0] * len(sources) if gains is None else list(gains)
     if len(gains) != len(sources):
         raise ValueError(f"mix_sources: {len(sources)} sources but {len(gains)} gains")
     length = min(len(s) for s in sources)
-    scaled = np.stack([np.asarray(s[:length], dtype=np.float64) * g for s, g in zip(sources, gains, strict=True)])
-    mixture = scaled.sum(axis=0)
-    largest = max(np.abs(mixture).max(initial=0.0), np.abs(scaled).max(initial=0.0))
-    if peak_rule == "wsj0":
-        factor = PEAK / max(1.0, largest)
-    else:
-        factor = PEAK / largest if largest > 0 else 1.0
-    return (mixture * factor).astype(np.float32), list((scaled * factor).astype(np.float32))
+    scaled = [np.asarray(s[:length], dtype=np.float64) * g for s, g in zip(sources, gains, strict=True)]
+    mixture, *scaled = limit_peaks([np.sum(scaled, axis=0), *scaled], peak_rule)
+    return mixture, scaled
+
+
+def mix_at_levels(sources: list[np.ndarray], levels_db: list[float]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Scale sources to RMS levels (dB, relative) over their common length, then mix them as
+    pywsj0-mix's "min" mode does (:func:`mix_sources`)."""
+    length = min(len(s) for s in sources)
+    gains = [10 ** (level / 20) / (float(np.sqrt(np.mean(np.square(s[:length], dtype=np.float64)))) or 1.0)
+             for s, level in zip(sources, levels_db, strict=True)]
+    return mix_sources(sources, gains, peak_rule="wsj0")
