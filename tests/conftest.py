@@ -35,19 +35,36 @@ def load_recipe_module(relative: str, name: str):
 minimix_prepare = load_recipe_module("../MiniMix/minimix_prepare.py", "minimix_prepare")
 
 
+def _minimix(name: str, layout: str):
+    """MiniMix's "tiny" preset in ``layout``, built once and cached; skipped or failed as below."""
+    try:
+        return minimix_prepare.prepare_minimix(minimix_prepare.cache_dir() / "tests" / name, "tiny", layout=layout)
+    except minimix_prepare.SpeechFetchError as exc:
+        reason = f"real speech from Debian packages unavailable here: {exc}"
+        if os.environ.get("SEPMAMBA_REQUIRE_SPEECH") == "1":
+            pytest.fail(reason + " (SEPMAMBA_REQUIRE_SPEECH=1)")
+        pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus():
     """MiniMix's "tiny" preset (real speech, disjoint speakers, 3 in tr for 3-speaker mixing), built
     from Debian packages once and cached (``$SEPMAMBA_CACHE``). Where apt cannot fetch them the tests
     that need it are skipped, saying why; with ``SEPMAMBA_REQUIRE_SPEECH=1`` (set by ``.ci/run``)
     they fail instead, so CI never passes without them."""
-    try:
-        return minimix_prepare.prepare_minimix(minimix_prepare.cache_dir() / "tests" / "tiny-2mix", "tiny")
-    except minimix_prepare.SpeechFetchError as exc:
-        reason = f"real speech from Debian packages unavailable here: {exc}"
-        if os.environ.get("SEPMAMBA_REQUIRE_SPEECH") == "1":
-            pytest.fail(reason + " (SEPMAMBA_REQUIRE_SPEECH=1)")
-        pytest.skip(reason)
+    return _minimix("tiny-2mix", "wsj0mix")
+
+
+@pytest.fixture(scope="session")
+def tiny_wham_corpus():
+    """The tiny corpus in WHAM!'s layout (noisy: babble of each split's speakers)."""
+    return _minimix("tiny-wham", "wham")
+
+
+@pytest.fixture(scope="session")
+def tiny_whamr_corpus():
+    """The tiny corpus in WHAMR!'s layout (noisy and reverberant, direct-path sources)."""
+    return _minimix("tiny-whamr", "whamr")
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 from conftest import minimix_prepare
 
-from sepmamba_sb.audio import list_speakers
-from sepmamba_sb.data.corpus import build_corpus, mix_at_levels, split_into_utterances, split_speakers
+from sepmamba_sb.audio import list_speakers, mix_at_levels
+from sepmamba_sb.data.corpus import build_corpus, split_into_utterances, split_speakers
 
 PRESETS, SPEAKERS = minimix_prepare.PRESETS, minimix_prepare.SPEAKERS
 
@@ -116,6 +116,15 @@ def test_command_lines_build_from_a_folder_and_from_fake_espeak(tmp_path, monkey
     assert len(list((tmp_path / "c1" / "wav8k" / "min" / "tt" / "s2").glob("*.wav"))) == 3
     assert "recordings from" in (tmp_path / "c1" / "LICENSES").read_text()
     assert main(["--out", str(tmp_path / "c0"), "--speakers-folder", str(tmp_path / "nowhere")]) == 2
+    for split in ("tr", "cv", "tt"):  # a wham_noise-like folder
+        (tmp_path / "noise" / split).mkdir(parents=True)
+        sf.write(str(tmp_path / "noise" / split / "n.wav"), (rng.standard_normal(8000) * 0.1).astype("float32"), 8000)
+    assert main(["--out", str(tmp_path / "c4"), "--speakers-folder", str(tmp_path / "voices"), "--layout", "whamr",
+                 "--noise-folder", str(tmp_path / "noise"), "--mixtures", "2", "1", "1"]) == 0
+    assert len(list((tmp_path / "c4" / "wav8k" / "min" / "tt" / "mix_both_reverb").glob("*.wav"))) == 1
+    assert "Noise: recordings from" in (tmp_path / "c4" / "LICENSES").read_text()
+    with pytest.raises(SystemExit):  # noise without a noisy layout is a usage error
+        main(["--out", str(tmp_path / "c5"), "--speakers-folder", str(tmp_path / "voices"), "--noise-folder", "x"])
     fake = tmp_path / "bin" / "espeak-ng"  # writes 3 s of noise where espeak-ng would write speech
     fake.parent.mkdir()
     fake.write_text(f"#!{sys.executable}\nimport sys, numpy, soundfile\n"

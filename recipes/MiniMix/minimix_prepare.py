@@ -3,6 +3,7 @@
 
     python minimix_prepare.py --out ~/minimix                  # the demo's corpus (~90 MB download once)
     python minimix_prepare.py --out ~/minimix-tiny --preset tiny
+    python minimix_prepare.py --out ~/minimix-whamr --layout whamr   # noisy, reverberant (WHAMR! layout)
     python minimix_prepare.py --out ~/synthmix --espeak        # synthetic voices, when apt is unavailable
 
 The speech comes from Debian packages downloaded with ``apt-get download`` (into a private apt state,
@@ -236,7 +237,8 @@ PRESETS = {
 }
 
 
-def prepare_minimix(out: Path, preset: str = "demo", num_spks: int = 2, seed: int = 1234) -> Path:
+def prepare_minimix(out: Path, preset: str = "demo", num_spks: int = 2, seed: int = 1234,
+                    layout: str = "wsj0mix") -> Path:
     """Build (or reuse) MiniMix from the Debian speech packages.
 
     Parameters
@@ -247,6 +249,9 @@ def prepare_minimix(out: Path, preset: str = "demo", num_spks: int = 2, seed: in
         Speakers per split and mixtures per split (``PRESETS``).
     num_spks, seed : int
         Sources per mixture, random seed.
+    layout : {"wsj0mix", "wham", "whamr"}
+        Clean mixtures, or noisy ones (babble of each split's speakers), or noisy and reverberant ones
+        (:func:`sepmamba_sb.data.corpus.build_corpus`).
 
     Raises
     ------
@@ -259,7 +264,7 @@ def prepare_minimix(out: Path, preset: str = "demo", num_spks: int = 2, seed: in
     names = [name for split in chosen["speakers"].values() for name in split]
     return build_corpus(Path(out), chosen["speakers"], chosen["mixtures"], speaker_files(names),
                         {name: licence_line(name) for name in names}, num_spks=num_spks, seed=seed,
-                        max_utterances_per_speaker=chosen["max_utterances_per_speaker"])
+                        max_utterances_per_speaker=chosen["max_utterances_per_speaker"], layout=layout)
 
 
 def prepare_espeak(out: Path, num_spks: int = 2, seed: int = 1234) -> Path:
@@ -280,12 +285,14 @@ def main(argv=None) -> None:
     parser.add_argument("--espeak", action="store_true", help="synthetic espeak-ng voices instead (fallback)")
     parser.add_argument("--num-spks", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--layout", choices=("wsj0mix", "wham", "whamr"), default="wsj0mix",
+                        help="clean (default), noisy (WHAM!) or noisy-reverberant (WHAMR!) mixtures")
     args = parser.parse_args(argv)
     try:
         if args.espeak:
             root = prepare_espeak(Path(args.out), args.num_spks, args.seed)
         else:
-            root = prepare_minimix(Path(args.out), args.preset, args.num_spks, args.seed)
+            root = prepare_minimix(Path(args.out), args.preset, args.num_spks, args.seed, args.layout)
     except (SpeechFetchError, OSError, ValueError, KeyError) as exc:
         hint = ("\n(build a corpus from your own recordings with python -m sepmamba_sb.data --speakers-folder"
                 + (")" if args.espeak else ", or use --espeak)")) if isinstance(exc, SpeechFetchError) else ""

@@ -30,7 +30,10 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from sepmamba_sb.audio import audio_info, draw_speakers, mix_sources, read_audio
+from sepmamba_sb.audio import audio_info, draw_speakers, mix_at_levels, read_audio
+from sepmamba_sb.data.wham import LAYOUTS, make_noisy_mixtures
+from sepmamba_sb.noise import NoiseSource, make_babble
+from sepmamba_sb.rooms import RoomSimulator
 
 logger = logging.getLogger(__name__)
 
@@ -104,15 +107,6 @@ def make_utterances(files_by_speaker: Mapping[str, list[Path]], out_dir: Path, s
     return written
 
 
-def mix_at_levels(sources: list[np.ndarray], levels_db: list[float]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Scale sources to RMS levels (dB, relative) over their common length, then mix them as
-    pywsj0-mix's "min" mode does (:func:`sepmamba_sb.audio.mix_sources`)."""
-    length = min(len(s) for s in sources)
-    gains = [10 ** (level / 20) / (float(np.sqrt(np.mean(np.square(s[:length], dtype=np.float64)))) or 1.0)
-             for s, level in zip(sources, levels_db, strict=True)]
-    return mix_sources(sources, gains, peak_rule="wsj0")
-
-
 def make_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, count: int, num_spks: int,
                   sample_rate: int, rng: np.random.Generator, level_range_db: float = 5.0) -> list[str]:
     """Write ``count`` mixtures of ``num_spks`` distinct speakers into ``out_dir/{mix,s1,s2,...}``.
@@ -143,10 +137,12 @@ def make_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, count: in
     return ids
 
 
-def write_licences(root: Path, licences: Mapping[str, str]) -> None:
-    """``root/LICENSES``: one line per speaker saying where its recordings come from and their licence."""
+def write_licences(root: Path, licences: Mapping[str, str], note: str = "") -> None:
+    """``root/LICENSES``: one line per speaker saying where its recordings come from and their licence
+    (and a note, e.g. on the noise)."""
     lines = ["Sources of the recordings in this corpus:", ""]
     lines += [f"{name}: {text}" for name, text in licences.items()]
+    lines += ["", note] if note else []
     lines += ["", "Mixtures, cuts and level changes were made by sepmamba_sb.data.corpus; the licences above",
               "apply to the derived files as well (CC-BY-SA material stays CC-BY-SA)."]
     (root / "LICENSES").write_text("\n".join(lines) + "\n")
@@ -154,14 +150,17 @@ def write_licences(root: Path, licences: Mapping[str, str]) -> None:
 
 def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mapping[str, int],
                  files: Mapping[str, Sequence[Path]], licences: Mapping[str, str], num_spks: int = 2,
-                 sample_rate: int = 8000, seed: int = 1234, max_utterances_per_speaker: int | None = None) -> Path:
-    """Build (or reuse) a corpus of real speech in the wsj0-2mix layout.
+                 sample_rate: int = 8000, seed: int = 1234, max_utterances_per_speaker: int | None = None,
+                 layout: str = "wsj0mix", noise_folders: Mapping[str, Path] | None = None,
+                 rooms: RoomSimulator | None = None) -> Path:
+    """Build (or reuse) a corpus of real speech in the wsj0-2mix, WHAM! or WHAMR! layout.
 
     Parameters
     ----------
     root : Path
         Output folder. It gets ``raw/<split>/<speaker>/*.wav`` (speaker-labelled utterances),
-        ``wav8k/min/<split>/{mix,s1,s2}``, ``LICENSES`` and ``manifest.json``.
+        ``wav8k/min/<split>/{mix,s1,s2}`` (or WHAM!'s / WHAMR!'s folders, see
+        :mod:`sepmamba_sb.data.wham`), ``LICENSES`` and ``manifest.json``.
     speakers : Mapping
         Split ("tr", "cv", "tt") -> speaker names; splits must not share speakers.
     mixtures : Mapping
@@ -175,6 +174,14 @@ def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mappin
         Sources per mixture, output rate, random seed.
     max_utterances_per_speaker : int, optional
         Cap per speaker (small test corpora).
+    layout : {"wsj0mix", "wham", "whamr"}
+        Clean mixtures; noisy ones; noisy and reverberant ones with direct-path sources.
+    noise_folders : Mapping, optional
+        WHAM!/WHAMR!: split -> folder of noise recordings (e.g. ``wham_noise/<split>``). Without it,
+        each split's noise is babble of its own speakers (up to 4 at once), written to
+        ``babble/<split>``: speakers stay disjoint between splits.
+    rooms : RoomSimulator, optional
+        WHAMR!: the rooms (default: :class:`sepmamba_sb.rooms.RoomSimulator` with WHAMR!'s ranges).
 
     Returns
     -------
@@ -182,6 +189,10 @@ def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mappin
         ``root``.
     """
     root = Path(root)
+    if layout not in ("wsj0mix", *LAYOUTS):
+        raise ValueError(f"layout must be 'wsj0mix', 'wham' or 'whamr', got {layout!r}")
+    if layout == "whamr" and rooms is None:
+        rooms = RoomSimulator(sample_rate)
     used = [s for split in SPLITS for s in speakers.get(split, [])]
     if len(used) != len(set(used)):
         raise ValueError(f"splits must have disjoint speakers, got {dict(speakers)}")
@@ -192,7 +203,9 @@ def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mappin
     manifest = {"speakers": {k: list(v) for k, v in speakers.items()}, "mixtures": dict(mixtures),
                 "num_spks": num_spks, "sample_rate": sample_rate, "seed": seed,
                 "max_utterances_per_speaker": max_utterances_per_speaker, "version": FORMAT_VERSION,
-                "recordings_digest": hashlib.sha1(sources.encode()).hexdigest()}
+                "recordings_digest": hashlib.sha1(sources.encode()).hexdigest(), "layout": layout,
+                "noise_folders": {k: str(v) for k, v in (noise_folders or {}).items()},
+                "rooms": None if rooms is None else {k: v for k, v in vars(rooms).items()}}
     digest = hashlib.sha1(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
     done_file = root / "manifest.json"
     if done_file.exists() and json.loads(done_file.read_text()).get("digest") == digest:
@@ -209,8 +222,21 @@ def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mappin
     for split in tqdm([s for s in SPLITS if s in speakers], desc="building corpus", unit="split"):
         utterances = make_utterances({s: files[s] for s in speakers[split]}, root / "raw" / split, sample_rate, rng,
                                      max_utterances_per_speaker)
-        make_mixtures(utterances, root / rate_dir / "min" / split, mixtures[split], num_spks, sample_rate, rng)
-    write_licences(root, {s: licences.get(s, "source and licence not given") for s in used})
+        out = root / rate_dir / "min" / split
+        if layout == "wsj0mix":
+            make_mixtures(utterances, out, mixtures[split], num_spks, sample_rate, rng)
+            continue
+        noise_folder = (noise_folders or {}).get(split)
+        if noise_folder is None:
+            noise_folder = root / "babble" / split
+            make_babble(utterances, noise_folder, max(4, mixtures[split] // 10), sample_rate, rng,
+                        talkers=min(4, len(utterances)))
+        make_noisy_mixtures(utterances, out, mixtures[split], num_spks, sample_rate, rng,
+                            NoiseSource(noise_folder, sample_rate), rooms if layout == "whamr" else None)
+    noise_note = ("" if layout == "wsj0mix" else "Noise: " + (
+        f"recordings from {dict(noise_folders)}; their licence is their owner's." if noise_folders else
+        "babble made of each split's own speakers (babble/<split>), under their licences."))
+    write_licences(root, {s: licences.get(s, "source and licence not given") for s in used}, noise_note)
     done_file.write_text(json.dumps({**manifest, "digest": digest}, indent=1) + "\n")
     unfinished.unlink()
     return root

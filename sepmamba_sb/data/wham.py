@@ -1,0 +1,79 @@
+"""Mixtures in WHAM!'s and WHAMR!'s layouts: noisy, and noisy-reverberant with direct-path sources.
+
+WHAM! (``layout="wham"``) writes, per split, ``s1``, ``s2``, ``noise``, ``mix_clean`` (s1 + s2),
+``mix_single`` (s1 + noise) and ``mix_both`` (s1 + s2 + noise). WHAMR! (``layout="whamr"``) reverberates
+each source in a drawn room (:class:`sepmamba_sb.rooms.RoomSimulator`) and writes ``s1_anechoic``
+(the direct path, delayed and attenuated like the reverberant image), ``s1_reverb`` (the image), the
+same for each source, ``noise``, and ``mix_{clean,single,both}_{anechoic,reverb}``. The noise is at an
+SNR drawn against the first source (:class:`sepmamba_sb.noise.NoiseSource`; the anechoic one for
+WHAMR!). All files of a mixture share one gain so that no sample exceeds 0.9, as pywsj0-mix's "min"
+mode does. Sources are cut to the shortest, as in WHAM!'s "min" version; files are 16-bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from sepmamba_sb.audio import draw_speakers, limit_peaks, mix_at_levels, read_audio
+from sepmamba_sb.noise import NoiseSource
+from sepmamba_sb.rooms import RoomSimulator
+
+LAYOUTS = ("wham", "whamr")
+
+
+def folders(layout: str, num_spks: int) -> list[str]:
+    """The subfolders a split of ``layout`` holds."""
+    if layout == "wham":
+        return ["mix_clean", "mix_single", "mix_both", "noise"] + [f"s{i + 1}" for i in range(num_spks)]
+    if layout == "whamr":
+        mixes = [f"mix_{kind}_{room}" for kind in ("clean", "single", "both") for room in ("anechoic", "reverb")]
+        return mixes + ["noise"] + [f"s{i + 1}_{room}" for i in range(num_spks) for room in ("anechoic", "reverb")]
+    raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+
+
+def make_noisy_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, count: int, num_spks: int,
+                        sample_rate: int, rng: np.random.Generator, noise: NoiseSource,
+                        rooms: RoomSimulator | None = None, level_range_db: float = 5.0) -> list[str]:
+    """Write ``count`` mixtures of ``num_spks`` distinct speakers in WHAM!'s layout, or WHAMR!'s with ``rooms``.
+
+    Speakers and levels are drawn as :func:`sepmamba_sb.data.corpus.make_mixtures` draws them.
+
+    Returns
+    -------
+    list of str
+        The mixture IDs (file names without .wav).
+    """
+    layout = "wham" if rooms is None else "whamr"
+    if rooms is not None and (rooms.target != "direct" or rooms.sample_rate != sample_rate):
+        raise ValueError(f"WHAMR! layout: the room simulator must give direct-path targets at {sample_rate} Hz, "
+                         f"got {rooms.target!r} at {rooms.sample_rate} Hz")
+    for folder in folders(layout, num_spks):
+        (out_dir / folder).mkdir(parents=True, exist_ok=True)
+    ids = []
+    for _ in range(count):
+        paths = [path for _, path in draw_speakers(rng, utterances, num_spks)]
+        levels = [0.0] + [float(rng.uniform(-level_range_db, level_range_db)) for _ in range(num_spks - 1)]
+        _, dry = mix_at_levels([read_audio(p, sample_rate)[0].numpy() for p in paths], levels)
+        if rooms is None:
+            versions = {"": np.stack(dry)}  # folder suffix -> the sources [S, T]
+        else:
+            images, direct, _ = rooms.apply(dry, rng)
+            versions = {"_anechoic": direct, "_reverb": images}
+        parts = {f"s{i + 1}{suffix}": s for suffix, sources in versions.items() for i, s in enumerate(sources)}
+        noise_part, _ = noise.for_sources(next(iter(versions.values())), rng)  # against the dry or anechoic s1
+        for suffix, sources in versions.items():
+            parts[f"mix_clean{suffix}"] = sources.sum(axis=0)
+            parts[f"mix_single{suffix}"] = sources[0] + noise_part
+            parts[f"mix_both{suffix}"] = sources.sum(axis=0) + noise_part
+        parts["noise"] = noise_part
+        names = list(parts)
+        scaled = dict(zip(names, limit_peaks([parts[n] for n in names], "wsj0"), strict=True))
+        mix_id = "_".join(f"{p.stem}_{lvl:+.2f}" for p, lvl in zip(paths, levels, strict=True))
+        for name, signal in scaled.items():
+            sf.write(str(out_dir / name / f"{mix_id}.wav"), signal, sample_rate, subtype="PCM_16")
+        ids.append(mix_id)
+    return ids
