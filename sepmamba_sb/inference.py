@@ -243,6 +243,34 @@ def _test_metrics(run_folder: Path) -> dict | None:
     return None
 
 
+def training_conditions(hparams) -> str:
+    """One sentence on what a run's model was trained to separate: clean, noisy or reverberant mixtures,
+    which targets, and the rooms and noise of its dynamic mixtures (a recipe's hparams; the model card's)."""
+    dataset, task = hparams.get("dataset", "wsj0mix"), hparams.get("task", "clean")
+    reverberant = task in ("reverberant", "noisy-reverberant")
+    kind = {"clean": "clean, anechoic", "noisy": "noisy, anechoic", "reverberant": "reverberant, noise-free",
+            "noisy-reverberant": "noisy and reverberant"}[task]
+    text = f"Conditions: {kind} mixtures ({dataset}, task `{task}`)"
+    if reverberant:
+        text += ("; targets: the direct path (it separates and dereverberates)" if hparams.get("dereverberate", True)
+                 else "; targets: the reverberant sources (it separates, keeping the reverberation)")
+    extras = []
+    rooms, noise = hparams.get("dm_rooms"), hparams.get("dm_noise")
+    if hparams.get("dynamic_mixing") and rooms:
+        settings = getattr(rooms, "keywords", {})
+        extras.append(f"simulated rooms (RT60 {settings.get('rt60', 'default range')} s, target "
+                      f"{settings.get('target', 'direct')})")
+    if hparams.get("dynamic_mixing") and noise:
+        extras.append(f"noise at {getattr(noise, 'keywords', {}).get('snr', 'the default')} dB SNR")
+    if extras:
+        text += "; dynamic mixtures with " + " and ".join(extras)
+    causal = hparams.get("model_config", {}).get("causal", False)
+    if not causal:
+        return text + ". Non-causal model."
+    return text + (". Strictly causal model (no look-ahead)." if hparams.get("strict_causal") else
+                   ". Causal model (its unpadded convs look a few ms ahead).")
+
+
 def _model_card(modules: dict, sample_rate: int, num_spks: int, metrics: dict | None, training: str) -> str:
     params = sum(p.numel() for m in modules.values() for p in m.parameters())
     masking = model_form(modules) == "masking"
@@ -341,7 +369,7 @@ def export(source, out_dir: str | Path, test_mixture: str | Path | None = None, 
         shutil.copy(test_mixture, out / "test_mixture.wav")
     training = (f"Trained with the `{hparams.get('experiment_name', '?')}` recipe on `{hparams.get('data_folder')}`"
                 + (f", dynamic mixing from `{hparams.get('base_folder_dm')}`." if hparams.get("dynamic_mixing")
-                   else "."))
+                   else ".") + "\n\n" + training_conditions(hparams))
     (out / "README.md").write_text(_model_card(modules, sample_rate, num_spks, _test_metrics(run), training))
     logger.info("exported %s to %s", ", ".join(modules), out)
     return out

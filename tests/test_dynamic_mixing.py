@@ -122,3 +122,32 @@ def test_bad_folders_are_named(tmp_path):
     bad.write_text("utt1\n")
     with pytest.raises(ValueError, match="activlev.txt:1"):
         dm.read_activlev(bad)
+
+
+@pytest.mark.parametrize("style", dm.STYLES)
+def test_rooms_and_noise_make_reverberant_noisy_mixtures(speaker_folder, tmp_path, style):
+    """With rooms whose targets are the reverberant images and noise, the mixture minus the targets' sum
+    is the noise, at the drawn SNR; with direct-path targets the targets hold less energy than the
+    mixture's speech. Peaks stay bounded and items stay reproducible."""
+    from sepmamba_sb.noise import NoiseSource, power
+    from sepmamba_sb.rooms import RoomSimulator
+
+    noise_folder = tmp_path / "noise"
+    noise_folder.mkdir()
+    sf.write(str(noise_folder / "n.wav"), np.random.default_rng(0).standard_normal(20000).astype("float32"), 8000)
+    rooms = RoomSimulator(8000, rt60=(0.3, 0.6), target="reverberant")
+    noisy = dataset(speaker_folder, style, rooms=rooms, noise=NoiseSource(noise_folder, 8000, snr=(0.0, 0.0)))
+    for i in range(4):
+        item = noisy[i]
+        sources = torch.stack([item["s1_sig"], item["s2_sig"]])
+        residual = item["mix_sig"] - sources.sum(0)
+        assert max(item["mix_sig"].abs().max(), sources.abs().max()) <= 0.9 + 1e-6
+        assert 10 * np.log10(power(sources[0].numpy()) / power(residual.numpy())) == pytest.approx(0.0, abs=0.05)
+    again = dataset(speaker_folder, style, rooms=rooms, noise=NoiseSource(noise_folder, 8000, snr=(0.0, 0.0)))
+    assert torch.equal(noisy[2]["mix_sig"], again[2]["mix_sig"])
+    direct = dataset(speaker_folder, style, rooms=RoomSimulator(8000, rt60=(0.6, 0.6), target="direct"))
+    item = direct[0]
+    targets = torch.stack([item["s1_sig"], item["s2_sig"]])
+    assert targets.square().sum() < 0.9 * item["mix_sig"].square().sum()  # the reverberation is not in them
+    with pytest.raises(ValueError, match="rooms work at 16000 Hz, the mixtures at 8000 Hz"):
+        dataset(speaker_folder, style, rooms=RoomSimulator(16000))

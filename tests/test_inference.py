@@ -283,3 +283,23 @@ def test_cli_keeps_silence_silent_and_each_source_at_its_level(separator_folder,
     # peak normalisation on request
     out = separate_with_cli(folder, s1 + s2, tmp_path, "--peak-normalize")
     assert torch.allclose(out.abs().amax(dim=0), torch.full((2,), 0.9), atol=1e-3)
+
+
+def test_model_card_states_the_training_conditions():
+    from functools import partial
+
+    from sepmamba_sb.inference import training_conditions
+    from sepmamba_sb.noise import NoiseSource
+    from sepmamba_sb.rooms import RoomSimulator
+
+    assert training_conditions({"model_config": {"causal": False}}) == (
+        "Conditions: clean, anechoic mixtures (wsj0mix, task `clean`). Non-causal model.")
+    whamr = {"dataset": "whamr", "task": "noisy-reverberant", "dereverberate": True, "dynamic_mixing": True,
+             "dm_rooms": partial(RoomSimulator, sample_rate=8000, rt60=[0.1, 1.0], target="direct"),
+             "dm_noise": partial(NoiseSource, folder="n", sample_rate=8000, snr=[-3, 6]),
+             "model_config": {"causal": True}, "strict_causal": True}
+    assert training_conditions(whamr) == (
+        "Conditions: noisy and reverberant mixtures (whamr, task `noisy-reverberant`); targets: the direct path "
+        "(it separates and dereverberates); dynamic mixtures with simulated rooms (RT60 [0.1, 1.0] s, target "
+        "direct) and noise at [-3, 6] dB SNR. Strictly causal model (no look-ahead).")
+    assert "keeping the reverberation" in training_conditions({**whamr, "dereverberate": False})

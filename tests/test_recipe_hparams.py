@@ -3,11 +3,12 @@
 import re
 
 import pytest
-from conftest import WSJ0MIX
+from conftest import WSJ0MIX, load_recipe_module
 from hyperpyyaml import load_hyperpyyaml
 
 HPARAMS = sorted((WSJ0MIX / "separation" / "hparams").glob("*.yaml")) + sorted(
-    (WSJ0MIX.parent / "MiniMix" / "hparams").glob("*.yaml"))
+    (WSJ0MIX.parent / "MiniMix" / "hparams").glob("*.yaml")) + sorted(
+    (WSJ0MIX.parent / "WHAMandWHAMR" / "separation" / "hparams").glob("*.yaml"))
 TRAIN_PY = (WSJ0MIX / "separation" / "train.py").read_text()
 RUN_OPTIONS = {"precision", "noprogressbar"}  # read by speechbrain.core.Brain from the hparams
 
@@ -31,6 +32,9 @@ def test_loads_with_a_header_box_and_a_data_folder_placeholder(path):
     assert re.search(r"^data_folder: !PLACEHOLDER", text, re.M)
     with open(path, encoding="utf-8") as f:  # from the file: its !include paths are relative to it
         hparams = load_hyperpyyaml(f, {"data_folder": "/data/wsj0-mix/2speakers"})
+    if hparams.get("dataset") is not None:  # WHAM!/WHAMR!: the task names folders that dataset has
+        prepare = load_recipe_module("prepare_data.py", "hparams_prepare_data")
+        prepare.folders_for(hparams["dataset"], hparams["task"], hparams["dereverberate"], hparams["num_spks"])
     assert set(hparams["modules"]) in ({"sepmamba"}, {"encoder", "masknet", "decoder"})
     assert hparams["optimizer"].func.__name__ == "AdamW"
 

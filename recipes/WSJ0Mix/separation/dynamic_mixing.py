@@ -24,6 +24,13 @@ to its number of utterances, and one of its utterances uniformly
   ``speed_factors``), all cut to the shortest (and to ``segment``), summed, and divided by
   max(1, peak of mixture and sources) / 0.9 (pywsj0-mix's "min" gain, ``mix_sources``'s "wsj0").
 
+Rooms and noise (``rooms``: a :class:`sepmamba_sb.rooms.RoomSimulator`; ``noise``: a
+:class:`sepmamba_sb.noise.NoiseSource`) come after the levels: each source is reverberated in one
+drawn room, the mixture is the sum of the reverberant images plus noise at a drawn SNR against the
+first target (as WHAMR! measures it against the anechoic source), and the targets are the room
+simulator's (direct path, early reflections or the whole image); the peak rule then applies to the
+mixture and the targets together.
+
 Mixture ``i`` of epoch ``e`` is a function of (seed, e, i) only: runs are reproducible, data-loader
 workers need no seeding, and under DDP each rank (which gets its own indices from the distributed
 sampler) makes different mixtures.
@@ -42,7 +49,7 @@ import torch
 import torchaudio
 from speechbrain.processing.signal_processing import rescale
 
-from sepmamba_sb.audio import audio_info, draw_speakers, list_speakers, mix_sources, read_audio
+from sepmamba_sb.audio import audio_info, draw_speakers, limit_peaks, list_speakers, read_audio
 
 logger = logging.getLogger(__name__)
 
@@ -100,11 +107,15 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         ``"sepmamba"`` style: pywsj0-mix's activlev levels, keyed by file stem.
     speed_factors : sequence of float
         ``"sepmamba"`` style: per-source speed factors to draw from.
+    rooms : sepmamba_sb.rooms.RoomSimulator, optional
+        Reverberate the sources (at ``sample_rate``); the targets are its targets.
+    noise : sepmamba_sb.noise.NoiseSource, optional
+        Add noise to the mixtures (at ``sample_rate``).
     """
 
     def __init__(self, base_folder, num_mixtures: int, num_spks: int, sample_rate: int, segment: int,
                  style: str, cache_folder, seed: int = 1234, speaker_prefix: int | None = None,
-                 activlev_file=None, speed_factors=(0.95, 1.0, 1.05)):
+                 activlev_file=None, speed_factors=(0.95, 1.0, 1.05), rooms=None, noise=None):
         if style not in STYLES:
             raise ValueError(f"dynamic mixing style must be one of {STYLES}, got {style!r}")
         self.speakers = list_speakers(base_folder, speaker_prefix)
@@ -115,6 +126,11 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         self.num_mixtures, self.num_spks, self.sample_rate, self.segment = num_mixtures, num_spks, sample_rate, segment
         self.style, self.seed, self.speed_factors = style, seed, list(speed_factors)
         self.levels = read_activlev(activlev_file) if activlev_file else None
+        for name, part in (("rooms", rooms), ("noise", noise)):
+            if part is not None and part.sample_rate != sample_rate:
+                raise ValueError(f"dynamic mixing: {name} work at {part.sample_rate} Hz, the mixtures at "
+                                 f"{sample_rate} Hz")
+        self.rooms, self.noise = rooms, noise
         self.epoch = 0
         logger.info("dynamic mixing (%s style): %d speakers, %d files in %s", style, len(self.speakers),
                     sum(map(len, self.speakers.values())), base_folder)
@@ -144,9 +160,16 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         drawn = draw_speakers(rng, self.speakers, self.num_spks)
         audio = [self._load(path) for _, path in drawn]
         if self.style == "speechbrain":
-            mixture, sources = self._speechbrain_style(audio, rng)
+            sources = self._speechbrain_style(audio, rng)
         else:
-            mixture, sources = self._paper_style(audio, [path for _, path in drawn], rng)
+            sources = self._paper_style(audio, [path for _, path in drawn], rng)
+        images = targets = np.stack(sources)
+        if self.rooms is not None:
+            images, targets, _ = self.rooms.apply(sources, rng)
+        mixture = images.sum(axis=0)
+        if self.noise is not None:
+            mixture = mixture + self.noise.for_sources(targets, rng)[0]  # SNR against the first target
+        mixture, *sources = limit_peaks([mixture, *targets], "normalise" if self.style == "speechbrain" else "wsj0")
         item = {"id": f"{'+'.join(name for name, _ in drawn)}_e{self.epoch}_{index}",
                 "mix_sig": torch.from_numpy(mixture)}
         for s, source in enumerate(sources):
@@ -165,7 +188,7 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
             else:
                 level = float(np.clip(first + rng.normal(-2.51, 2.66), -45, 0))
             sources.append(rescale(crop, torch.tensor(length), level, scale="dB").numpy())
-        return mix_sources(sources, peak_rule="normalise")
+        return sources
 
     def _paper_style(self, audio, files, rng):
         snrs = [rng.uniform(-2.5, 0.0), rng.uniform(0.0, 2.5)] + [0.0] * (self.num_spks - 2)
@@ -188,4 +211,5 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
                 a = torchaudio.functional.resample(torch.from_numpy(a.astype(np.float32)),
                                                    round(self.sample_rate * factor), self.sample_rate).numpy()
             sources.append(a[: self.segment])  # slowed-down sources come out longer
-        return mix_sources(sources, peak_rule="wsj0")
+        length = min(len(a) for a in sources)
+        return [a[:length] for a in sources]

@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
-"""Train and evaluate SepMamba on wsj0-2mix / wsj0-3mix, the SpeechBrain way.
+"""Train and evaluate SepMamba on wsj0-2mix / wsj0-3mix and their noisy and reverberant versions
+(WHAM!, WHAMR!), the SpeechBrain way. The MiniMix and WHAMandWHAMR recipes link to this file.
 
     python train.py hparams/sepmamba.yaml --data_folder /data/wsj0-mix/2speakers \\
         --base_folder_dm /data/wsj0/si_tr_s
+
+The yaml's ``dataset`` (default ``wsj0mix``), ``task`` and ``dereverberate`` tell prepare_data.py which
+folders hold the mixtures and the targets; ``dm_rooms`` and ``dm_noise`` add rooms and noise to the
+dynamic mixtures (``sepmamba_sb.rooms``, ``sepmamba_sb.noise``).
 
 The yaml chooses the model form: a ``sepmamba`` module (the paper's model, waveforms out) or
 ``encoder`` / ``masknet`` / ``decoder`` modules (SpeechBrain's masking contract). Training uses
@@ -242,6 +247,26 @@ def dataio_prep(hparams):
     return datasets
 
 
+def check_rooms_match_the_targets(rooms, dataset: str, task: str, dereverberate: bool) -> None:
+    """Dynamic mixtures must have the kind of targets the cv and tt sets have (WHAM!/WHAMR!)."""
+    if dataset == "wsj0mix":
+        return  # clean cv/tt: rooms, if any, are augmentation
+    reverberant = task in ("reverberant", "noisy-reverberant")
+    if rooms is None:
+        if reverberant:
+            logger.warning("task %s has reverberant mixtures but dm_rooms is null: the dynamic mixtures are "
+                           "anechoic", task)
+        return
+    if not reverberant:
+        raise ValueError(f"dm_rooms reverberates the training mixtures, but task {task!r} has anechoic ones: "
+                         "set dm_rooms: null or a reverberant task")
+    expected = "direct" if dereverberate else "reverberant"
+    if rooms.target != expected:
+        raise ValueError(f"dm_rooms' target is {rooms.target!r} but dereverberate: {dereverberate} makes the cv/tt "
+                         f"targets {'the direct path' if dereverberate else 'reverberant'}: set its target to "
+                         f"{expected!r}")
+
+
 def main(argv):
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     with open(hparams_file, encoding="utf-8") as fin:
@@ -255,10 +280,12 @@ def main(argv):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from prepare_data import prepare_wsjmix
 
+    layout = {"dataset": hparams.get("dataset", "wsj0mix"), "task": hparams.get("task", "clean"),
+              "dereverberate": hparams.get("dereverberate", True)}
     run_on_main(prepare_wsjmix, kwargs={
         "data_folder": hparams["data_folder"], "save_folder": hparams["save_folder"],
         "num_spks": hparams["num_spks"], "sample_rate": hparams["sample_rate"], "mode": hparams["mix_mode"],
-        "skip_prep": hparams["skip_prep"],
+        "skip_prep": hparams["skip_prep"], **layout,
     })
     train_data, valid_data, test_data = dataio_prep(hparams)
     train_loader_kwargs = dict(hparams["train_dataloader_opts"])
@@ -269,12 +296,14 @@ def main(argv):
             raise ValueError("dynamic_mixing is on: give the folder of single-speaker utterances with "
                              "--base_folder_dm (e.g. /data/wsj0/si_tr_s), or pass --dynamic_mixing False")
         train_loader_kwargs["collate_fn"] = sb.dataio.batch.PaddedBatch
+        rooms, noise = (hparams[k]() if hparams.get(k) else None for k in ("dm_rooms", "dm_noise"))
+        check_rooms_match_the_targets(rooms, **layout)
         train_data = DynamicMixingDataset(
             base_folder=hparams["base_folder_dm"], num_mixtures=hparams["dm_num_mixtures"] or len(train_data),
             num_spks=hparams["num_spks"], sample_rate=hparams["sample_rate"], segment=hparams["training_signal_len"],
             style=hparams["dm_style"], cache_folder=hparams["dm_cache_folder"], seed=hparams["seed"],
             speaker_prefix=hparams["dm_speaker_prefix"], activlev_file=hparams["dm_activlev_file"],
-            speed_factors=hparams["dm_speed_factors"],
+            speed_factors=hparams["dm_speed_factors"], rooms=rooms, noise=noise,
         )
     separator = Separation(modules=hparams["modules"], opt_class=hparams["optimizer"], hparams=hparams,
                            run_opts=run_opts, checkpointer=hparams["checkpointer"])
