@@ -27,18 +27,13 @@ INPUTS = ("mix_both_reverb", "mix_clean_reverb", "mix_clean_anechoic")
 def load_separator(run: Path):
     """The run's best (validation SI-SNR) checkpoint as one separator, its experiment name and its
     training conditions."""
-    from hyperpyyaml import load_hyperpyyaml
-
-    from sepmamba_sb.inference import training_conditions
+    from sepmamba_sb.inference import load_training_run, training_conditions
     from sepmamba_sb.lobes import as_separator
 
-    path = run / "hyperparams.yaml"
-    if not path.is_file():
-        raise SystemExit(f"{run} is not a training run folder: {path} is missing")
-    with open(path, encoding="utf-8") as f:
-        hparams = load_hyperpyyaml(f)
-    if hparams["checkpointer"].recover_if_possible(max_key="si-snr") is None:
-        raise SystemExit(f"no checkpoint in {hparams['save_folder']}")
+    try:
+        hparams = load_training_run(run)
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from None
     separator = as_separator(hparams["modules"], hparams["num_spks"]).eval()
     return separator, hparams.get("experiment_name", run.name), training_conditions(hparams)
 

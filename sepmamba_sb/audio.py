@@ -200,3 +200,21 @@ def mix_at_levels(sources: list[np.ndarray], levels_db: list[float]) -> tuple[np
     gains = [10 ** (level / 20) / (float(np.sqrt(np.mean(np.square(s[:length], dtype=np.float64)))) or 1.0)
              for s, level in zip(sources, levels_db, strict=True)]
     return mix_sources(sources, gains, peak_rule="wsj0")
+
+
+def draw_mixture(rng: np.random.Generator, utterances: Mapping[str, Sequence[Path]], num_spks: int, sample_rate: int,
+                 level_range_db: float = 5.0) -> tuple[str, np.ndarray, list[np.ndarray]]:
+    """Draw a static mixture as pywsj0-mix does: distinct speakers and an utterance each
+    (:func:`draw_speakers`), the first at 0 dB and the others at RMS levels drawn uniformly in
+    +-``level_range_db``, cut to the shortest, under pywsj0-mix's "min" gain (:func:`mix_at_levels`).
+
+    Returns
+    -------
+    (str, np.ndarray, list of np.ndarray)
+        An ID naming the utterances and levels (``<utt>_<level>_<utt>_<level>``), the mixture and
+        the sources.
+    """
+    paths = [path for _, path in draw_speakers(rng, utterances, num_spks)]
+    levels = [0.0] + [float(rng.uniform(-level_range_db, level_range_db)) for _ in range(num_spks - 1)]
+    mixture, sources = mix_at_levels([read_audio(p, sample_rate)[0].numpy() for p in paths], levels)
+    return "_".join(f"{p.stem}_{lvl:+.2f}" for p, lvl in zip(paths, levels, strict=True)), mixture, sources

@@ -243,6 +243,27 @@ def _test_metrics(run_folder: Path) -> dict | None:
     return None
 
 
+def load_training_run(run: str | Path) -> dict:
+    """A recipe run's hparams with the checkpoint of best validation SI-SNR loaded into its modules
+    (what ``train.py`` tests).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``run`` has no ``hyperparams.yaml`` or no checkpoint.
+    """
+    from hyperpyyaml import load_hyperpyyaml
+
+    path = Path(run) / "hyperparams.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run} is not a training run folder: {path} is missing")
+    with open(path, encoding="utf-8") as f:
+        hparams = load_hyperpyyaml(f)
+    if hparams["checkpointer"].recover_if_possible(max_key="si-snr") is None:
+        raise FileNotFoundError(f"no checkpoint in {hparams['save_folder']}")
+    return hparams
+
+
 def training_conditions(hparams) -> str:
     """One sentence on what a run's model was trained to separate: clean, noisy or reverberant mixtures,
     which targets, and the rooms and noise of its dynamic mixtures (a recipe's hparams; the model card's)."""
@@ -340,18 +361,11 @@ def export(source, out_dir: str | Path, test_mixture: str | Path | None = None, 
     Path
         ``out_dir``.
     """
-    from hyperpyyaml import load_hyperpyyaml
     from speechbrain.dataio.dataio import load_data_csv
 
     if isinstance(source, (str, Path)):
         run = Path(source)
-        hparams_path = run / "hyperparams.yaml"
-        if not hparams_path.is_file():
-            raise FileNotFoundError(f"{run} is not a training run folder: {hparams_path} is missing")
-        with open(hparams_path, encoding="utf-8") as f:
-            hparams = load_hyperpyyaml(f)
-        if hparams["checkpointer"].recover_if_possible(max_key="si-snr") is None:
-            raise FileNotFoundError(f"no checkpoint in {hparams['save_folder']} to export")
+        hparams = load_training_run(run)
         modules = dict(hparams["modules"])
     else:
         hparams, modules = vars(source.hparams), dict(source.modules)

@@ -30,7 +30,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from sepmamba_sb.audio import audio_info, draw_speakers, mix_at_levels, read_audio
+from sepmamba_sb.audio import audio_info, draw_mixture, read_audio
 from sepmamba_sb.data.wham import LAYOUTS, make_noisy_mixtures
 from sepmamba_sb.noise import NoiseSource, make_babble
 from sepmamba_sb.rooms import RoomSimulator
@@ -126,10 +126,7 @@ def make_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, count: in
         (out_dir / folder).mkdir(parents=True, exist_ok=True)
     ids = []
     for _ in range(count):
-        paths = [path for _, path in draw_speakers(rng, utterances, num_spks)]
-        levels = [0.0] + [float(rng.uniform(-level_range_db, level_range_db)) for _ in range(num_spks - 1)]
-        mixture, sources = mix_at_levels([read_audio(p, sample_rate)[0].numpy() for p in paths], levels)
-        mix_id = "_".join(f"{p.stem}_{lvl:+.2f}" for p, lvl in zip(paths, levels, strict=True))
+        mix_id, mixture, sources = draw_mixture(rng, utterances, num_spks, sample_rate, level_range_db)
         sf.write(str(out_dir / "mix" / f"{mix_id}.wav"), mixture, sample_rate, subtype="PCM_16")
         for i, source in enumerate(sources):
             sf.write(str(out_dir / f"s{i + 1}" / f"{mix_id}.wav"), source, sample_rate, subtype="PCM_16")

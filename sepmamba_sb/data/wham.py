@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from sepmamba_sb.audio import draw_speakers, limit_peaks, mix_at_levels, read_audio
+from sepmamba_sb.audio import draw_mixture, limit_peaks
 from sepmamba_sb.noise import NoiseSource
 from sepmamba_sb.rooms import RoomSimulator
 
@@ -40,7 +40,7 @@ def make_noisy_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, cou
                         rooms: RoomSimulator | None = None, level_range_db: float = 5.0) -> list[str]:
     """Write ``count`` mixtures of ``num_spks`` distinct speakers in WHAM!'s layout, or WHAMR!'s with ``rooms``.
 
-    Speakers and levels are drawn as :func:`sepmamba_sb.data.corpus.make_mixtures` draws them.
+    Speakers and levels are drawn as for clean mixtures (:func:`sepmamba_sb.audio.draw_mixture`).
 
     Returns
     -------
@@ -55,9 +55,7 @@ def make_noisy_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, cou
         (out_dir / folder).mkdir(parents=True, exist_ok=True)
     ids = []
     for _ in range(count):
-        paths = [path for _, path in draw_speakers(rng, utterances, num_spks)]
-        levels = [0.0] + [float(rng.uniform(-level_range_db, level_range_db)) for _ in range(num_spks - 1)]
-        _, dry = mix_at_levels([read_audio(p, sample_rate)[0].numpy() for p in paths], levels)
+        mix_id, _, dry = draw_mixture(rng, utterances, num_spks, sample_rate, level_range_db)
         if rooms is None:
             versions = {"": np.stack(dry)}  # folder suffix -> the sources [S, T]
         else:
@@ -72,7 +70,6 @@ def make_noisy_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, cou
         parts["noise"] = noise_part
         names = list(parts)
         scaled = dict(zip(names, limit_peaks([parts[n] for n in names], "wsj0"), strict=True))
-        mix_id = "_".join(f"{p.stem}_{lvl:+.2f}" for p, lvl in zip(paths, levels, strict=True))
         for name, signal in scaled.items():
             sf.write(str(out_dir / name / f"{mix_id}.wav"), signal, sample_rate, subtype="PCM_16")
         ids.append(mix_id)
