@@ -83,7 +83,8 @@ def main(argv=None) -> int:
             scores.append(f"{score:.2f}")
         trained_on = conditions.removeprefix("Conditions: ").split(";")[0].split(". ")[0]
         lines.append(f"| `{name}` | {trained_on} | " + " | ".join(scores) + " |")
-    header = (f"{count} test mixtures of `{split}` (unseen speakers), targets: the direct-path sources "
+    header = (f"{count} test mixtures of `{split.relative_to(args.corpus.parent)}` (unseen speakers), targets: the "
+              "direct-path sources "
               f"(`s*_anechoic`). Machine: {machine_description('cpu')}.")
     print_and_save("\n".join([header, "", *lines]), args.output)
     return 0
