@@ -140,7 +140,8 @@ def separate(encoder: nn.Module, masknet: nn.Module, decoder: nn.Module, mix: to
 
 class MaskingSeparator(nn.Module):
     """Any encoder + masknet + decoder (SepMamba's, SepFormer's, Conv-TasNet's...) as one module,
-    [B, T] -> [B, T, S], running :func:`separate` (for profiling and scripts).
+    [B, T] -> [B, T, S], running :func:`separate` (what :func:`sepmamba_sb.lobes.as_separator` returns for
+    the masking form).
 
     Its state dict is ``encoder.*``, ``masknet.*``, ``decoder.*``, the names a SpeechBrain yaml gives.
 
