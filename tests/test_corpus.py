@@ -136,3 +136,32 @@ def test_command_lines_build_from_a_folder_and_from_fake_espeak(tmp_path, monkey
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(SystemExit, match="(?s)espeak-ng is not installed.*--speakers-folder\\)$"):
         minimix_prepare.main(["--out", str(tmp_path / "c3"), "--espeak"])
+
+
+def test_demo_preset_keeps_splits_disjoint_and_synthetic_voices_out_of_cv_and_tt():
+    demo = PRESETS["demo"]["speakers"]
+    names = [n for split in demo.values() for n in split]
+    assert len(names) == len(set(names)) and set(names) <= set(SPEAKERS)
+    assert len(demo["tr"]) >= 20
+    for split in ("cv", "tt"):  # validation and test voices are recordings of people, not Festival voices
+        assert all(SPEAKERS[n].festival_voice is None for n in demo[split])
+    assert "es-allison" not in SPEAKERS  # the Spanish Asterisk prompts are en-allison's voice
+
+
+def test_festival_voice_reads_sentences_in_a_real_speakers_voice(tmp_path, monkeypatch):
+    """A Festival diphone voice, run from the unpacked Debian packages (no installation)."""
+    monkeypatch.setattr(minimix_prepare, "FESTIVAL_SENTENCES", 3)
+    try:
+        files = minimix_prepare.synthesize_festival(SPEAKERS["fest-kal"], tmp_path / "kal")
+    except minimix_prepare.SpeechFetchError as exc:
+        if os.environ.get("SEPMAMBA_REQUIRE_SPEECH") == "1":
+            raise
+        pytest.skip(f"Debian packages unavailable here: {exc}")
+    assert [f.name for f in files] == ["000.wav", "001.wav", "002.wav"]
+    for path in files:
+        audio, rate = sf.read(str(path), dtype="float32")
+        assert rate == 16000 and 1.0 <= len(audio) / rate <= 10.0
+        frames = audio[: len(audio) // 320 * 320].reshape(-1, 320)
+        voiced = np.sqrt((frames**2).mean(axis=1)) > 0.01
+        assert 0.3 <= voiced.mean() <= 0.98  # speech with pauses, not silence or noise
+    assert minimix_prepare.synthesize_festival(SPEAKERS["fest-kal"], tmp_path / "kal") == files  # once

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """MiniMix: a wsj0-2mix-layout corpus of real recorded speech that any Debian/Ubuntu machine can build.
 
-    python minimix_prepare.py --out ~/minimix                  # the demo's corpus (~90 MB download once)
+    python minimix_prepare.py --out ~/minimix                  # the demo's corpus (~490 MB download once)
     python minimix_prepare.py --out ~/minimix-tiny --preset tiny
     python minimix_prepare.py --out ~/minimix-whamr --layout whamr   # noisy, reverberant (WHAMR! layout)
     python minimix_prepare.py --out ~/synthmix --espeak        # synthetic voices, when apt is unavailable
@@ -16,12 +16,18 @@ the licence of the recordings. Things to know: the Spanish Asterisk prompts are 
 (never pair them); codec2's f2400/m2400 are coded copies of forig/morig, hts1a/hts2a one speaker,
 and david4, vk2tpm_004 and all.wav modem noise or compilations (all left out); the short codec2
 voices (under 5 s) give one utterance each (forig, 1.6 s, gives none and is left out).
+
+Festival voices (``Speaker.festival_voice``) are one recorded speaker's diphones or units: Festival
+and its libraries are unpacked together (:func:`festival_root`) and run from there
+(:func:`synthesize_festival`), reading sentences of the Festival packages' documentation.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -37,14 +43,16 @@ class Speaker:
 
     name: str
     package: str
-    patterns: tuple[str, ...]  # globs inside the unpacked package
+    patterns: tuple[str, ...]  # globs inside the unpacked package; empty for a Festival voice
     licence: str
     credit: str
     description: str
+    festival_voice: str | None = None  # a Festival voice built from this speaker's recordings
 
 
 _AST = "usr/share/asterisk/sounds"
 _C2 = "usr/share/codec2/wav"
+_TUX = "usr/share/tuxpaint/stamps"
 SPEAKERS = {
     s.name: s
     for s in (
@@ -73,8 +81,53 @@ SPEAKERS = {
         Speaker("ps-austen", "pocketsphinx-testdata",
                 ("usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_*.wav",),
                 "public domain (LibriVox)", "LibriVox volunteer reader", "English, read book, 16 kHz"),
+        Speaker("es-july", "asterisk-prompt-es-co", ("usr/share/asterisk/sounds/es/**/*.gsm",), "GPL-2",
+                "July E. Jimenez; Avatar Ltda.", "Spanish (Colombia), female, telephone prompts"),
+        Speaker("fr-armelle", "asterisk-prompt-fr-armelle", ("usr/share/asterisk/sounds/fr/**/*.gsm",),
+                "BSD-style (see the package's copyright)", "Armelle Desjardins; Michel Gutierrez",
+                "French, female, telephone prompts"),
+        Speaker("it-menardi", "asterisk-prompt-it-menardi-wav", ("usr/share/asterisk/sounds/it_IT_f_Menardi/**/*.wav",),
+                "CC-BY-SA-3.0", "Paola Dal Zot and Marco Menardi", "Italian, female, telephone prompts"),
+        # Tux Paint's spoken stamp descriptions: one volunteer reader per language (the package's change log)
+        *(Speaker(f"tux-{lang}", "tuxpaint-stamps-default", (f"{_TUX}/**/*_desc_{lang}.ogg",), "GPL-2",
+                  f"{reader} (Tux Paint project)", f"{language}, {sex}, read descriptions")
+          for lang, reader, language, sex in (
+              ("ro", "Tabbytha", "Romanian", "female"), ("es", "Estefania Ortiz", "Spanish", "female"),
+              ("ru", "Edwin Veber", "Russian", "male"), ("bg", "Krasimir Petkov", "Bulgarian", "male"),
+              ("el", "Kiriaki Serafeim", "Greek", "female"), ("be", "Ksenya Buraya", "Belarusian", "female"),
+              ("ca", "Pere Pujal", "Catalan", "male"), ("da", "Joe Dalton", "Danish", "male"))),
+        # Festival voices made of one real speaker's recorded diphones or units: the timbre is the
+        # speaker's, the prosody the synthesizer's. They read English text (see festival_text).
+        Speaker("fest-kal", "festvox-kallpc16k", (), "MIT-style (CSTR/CMU)", "CMU (diphones of speaker kal)",
+                "American English, male, Festival diphone voice", "kal_diphone"),
+        Speaker("fest-ked", "festvox-kdlpc16k", (), "MIT-style (CSTR/CMU)", "CMU (diphones of speaker ked)",
+                "American English, male, Festival diphone voice", "ked_diphone"),
+        Speaker("fest-it-pc", "festvox-itapc16k", (), "GPL-2+", "ISTC-CNR Padova (diphones of speaker pc)",
+                "Italian, male, Festival diphone voice", "pc_diphone"),
+        Speaker("fest-it-lp", "festvox-italp16k", (), "GPL-2+", "ISTC-CNR Padova (diphones of speaker lp)",
+                "Italian, female, Festival diphone voice", "lp_diphone"),
+        Speaker("fest-ru-nsh", "festvox-ru", (), "BSD-style", "Nickolay V. Shmyrev (unit selection)",
+                "Russian, male, Festival unit-selection voice", "msu_ru_nsh_clunits"),
+        Speaker("fest-cs-dita", "festvox-czech-dita", (), "GPL-3+", "Brailcom (diphones of speaker dita)",
+                "Czech, female, Festival diphone voice", "czech_dita"),
+        Speaker("fest-cs-krb", "festvox-czech-krb", (), "GPL-3+", "Brailcom (diphones of speaker krb)",
+                "Czech, male child, Festival diphone voice", "czech_krb"),
+        Speaker("fest-cs-machac", "festvox-czech-machac", (), "GPL-3+", "Brailcom (diphones of speaker machac)",
+                "Czech, male, Festival diphone voice", "czech_machac"),
+        Speaker("fest-cs-ph", "festvox-czech-ph", (), "GPL-2+", "Brailcom (diphones of speaker ph)",
+                "Czech, male, Festival diphone voice", "czech_ph"),
+        Speaker("fest-fi-lj", "festvox-suopuhe-lj", (), "LGPL", "Suopuhe project (diphones of speaker lj)",
+                "Finnish, female, Festival diphone voice", "suo_fi_lj_diphone"),
+        Speaker("fest-fi-mv", "festvox-suopuhe-mv", (), "LGPL", "Suopuhe project (diphones of speaker mv)",
+                "Finnish, male, Festival diphone voice", "hy_fi_mv_diphone"),
     )
 }
+# what the Festival voices need beside their own packages (festival's libraries, lexicons, language
+# support); libasound2, libtinfo6 and libgomp1 are expected on the machine
+FESTIVAL_PACKAGES = ("festival", "libestools2.5", "libpulse0", "libsndfile1", "libasyncns0", "libflac12",
+                     "libvorbis0a", "libvorbisenc2", "libopus0", "libogg0", "libmpg123-0", "libmp3lame0",
+                     "festlex-cmu", "festlex-poslex", "festlex-ifd", "festival-czech", "festvox-suopuhe-common")
+FESTIVAL_SENTENCES = 120  # per voice: about 5 minutes of speech
 
 
 class SpeechFetchError(RuntimeError):
@@ -152,8 +205,93 @@ def fetch_packages(packages: list[str], root: Path | None = None) -> dict[str, P
     return unpacked
 
 
+def festival_text(root: Path, count: int) -> list[str]:
+    """English sentences for the Festival voices: the documentation of ``FESTIVAL_PACKAGES`` (licences,
+    READMEs, change logs; in a fixed order; 5-20 words, letters and commas only), which every machine
+    that fetched them has."""
+    sentences = []
+    for package in FESTIVAL_PACKAGES:
+        for path in sorted(p for p in (root / "usr/share/doc" / package).glob("*") if p.is_file()):
+            raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+            sentences += _sentences(raw.decode("utf-8", errors="ignore"))
+    sentences = list(dict.fromkeys(sentences))  # licence texts repeat across packages
+    if len(sentences) < count:
+        raise SpeechFetchError(f"the Festival packages' documentation in {root} gives {len(sentences)} sentences, "
+                               f"{count} are needed")
+    return sentences
+
+
+def _sentences(text: str) -> list[str]:
+    sentences = []
+    text = re.sub(r"\s+", " ", text)
+    for sentence in re.split(r"[.;:!?()]", text):
+        words = sentence.strip().split()
+        if 5 <= len(words) <= 20 and all(re.fullmatch(r"[A-Za-z][A-Za-z'-]*,?", w) for w in words):
+            sentences.append(" ".join(words))
+    return sentences
+
+
+_CYRILLIC = dict(zip("abcdefghijklmnopqrstuvwxyz", "абцдефгхийклмнопкрстуввкыз", strict=True))
+
+
+def festival_root(packages: list[str], root: Path | None = None) -> Path:
+    """One folder with Festival, its libraries and ``packages`` unpacked together (Festival looks for
+    voices, lexicons and its own Scheme files under one ``--libdir``)."""
+    folders = fetch_packages(sorted({*FESTIVAL_PACKAGES, *packages}), root)
+    merged = (Path(root) if root is not None else cache_dir() / "debian") / "festival-root"
+    for package, folder in folders.items():
+        marker = merged / ".unpacked" / package
+        if not marker.exists():
+            deb = folder.parent.parent / "debs" / (folder / ".complete").read_text().strip()
+            _run(["dpkg", "-x", str(deb), str(merged)], f"unpacking {deb.name} for Festival")
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+    return merged
+
+
+def synthesize_festival(speaker: Speaker, out_dir: Path, root: Path | None = None) -> list[Path]:
+    """``out_dir/<n>.wav``: the speaker's Festival voice reading ``FESTIVAL_SENTENCES`` sentences (once).
+
+    Raises
+    ------
+    SpeechFetchError
+        When the packages cannot be fetched or Festival fails, with its message.
+    """
+    out_dir = Path(out_dir)
+    done = out_dir / ".complete"
+    if not done.exists():
+        merged = festival_root([speaker.package], root)
+        share = merged / "usr/share/festival"
+        sentences = festival_text(merged, FESTIVAL_SENTENCES * 2)
+        offset = sum(map(ord, speaker.name)) % len(sentences)  # voices read different sentences
+        chosen = (sentences[offset:] + sentences[:offset])[:FESTIVAL_SENTENCES]
+        if speaker.name.startswith("fest-ru"):
+            chosen = ["".join(_CYRILLIC.get(c, c) for c in t.lower()) for t in chosen]
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # the Czech voices name their databases by absolute /usr/share paths: point them at ours
+        setup = " ".join(f'(set! czech-{v}-unisyn-index "{share}/voices/czech/czech_{v}/group/{v}.group")'
+                         for v in ("dita", "krb", "machac", "ph"))
+        lines = [f"(begin {setup})", f"({'voice_' + speaker.festival_voice})"]
+        lines += [f'(utt.save.wave (SynthText "{t}") "{out_dir / f"{n:03d}.wav"}" \'riff)'
+                  for n, t in enumerate(chosen)]
+        script = out_dir / "synthesize.scm"
+        encoding = "utf-8" if speaker.name.startswith("fest-ru") else "latin-1"  # what each voice's front end reads
+        script.write_text("\n".join(lines) + "\n", encoding=encoding)
+        libraries = [str(merged / "usr/lib/x86_64-linux-gnu"), str(merged / "usr/lib/x86_64-linux-gnu/pulseaudio")]
+        env = dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join([*libraries, os.environ.get("LD_LIBRARY_PATH", "")]))
+        result = subprocess.run([str(merged / "usr/bin/festival"), "--libdir", f"{share}/", "--datadir", f"{share}/",
+                                 "-b", str(script)], cwd=share, env=env, capture_output=True, text=True)
+        made = sorted(out_dir.glob("*.wav"))
+        if result.returncode != 0 or len(made) != len(chosen):
+            raise SpeechFetchError(f"Festival voice {speaker.festival_voice} wrote {len(made)} of {len(chosen)} files "
+                                   f"(exit {result.returncode}): {(result.stderr or result.stdout).strip()[-600:]}")
+        done.touch()
+    return sorted(out_dir.glob("*.wav"))
+
+
 def speaker_files(names: list[str], root: Path | None = None) -> dict[str, list[Path]]:
-    """Fetch what the speakers need and list each speaker's recordings (sorted).
+    """Fetch what the speakers need and list each speaker's recordings (sorted); Festival voices are
+    synthesized once into the cache.
 
     Raises
     ------
@@ -165,10 +303,15 @@ def speaker_files(names: list[str], root: Path | None = None) -> dict[str, list[
     unknown = [n for n in names if n not in SPEAKERS]
     if unknown:
         raise KeyError(f"unknown speakers {unknown}; known: {sorted(SPEAKERS)}")
-    folders = fetch_packages(sorted({SPEAKERS[n].package for n in names}), root)
+    recorded = [n for n in names if SPEAKERS[n].festival_voice is None]
+    folders = fetch_packages(sorted({SPEAKERS[n].package for n in recorded}), root)
     files = {}
     for name in names:
         speaker = SPEAKERS[name]
+        if speaker.festival_voice is not None:
+            base = Path(root) if root is not None else cache_dir() / "debian"
+            files[name] = synthesize_festival(speaker, base / "festival-speech" / name, root)
+            continue
         found = sorted(f for pattern in speaker.patterns for f in folders[speaker.package].glob(pattern))
         if not found:
             raise SpeechFetchError(f"{speaker.package} holds no files matching {speaker.patterns} for {name}")
@@ -224,12 +367,15 @@ def synthesize(out_dir: Path, voices=VOICES, sentences=SENTENCES) -> Path:
 
 
 PRESETS = {
-    # the demo: 4 training voices (2 F, 2 M, ~75 min), 3 validation and 5 test voices, all disjoint
-    # (both female voices in tr: more training voices generalise better than one held out for cv)
-    "demo": {"speakers": {"tr": ["en-allison", "it-carlo", "ru-ivrvoice", "c2-ve9qrp"],
-                          "cv": ["c2-vk5qi", "c2-hts", "c2-mmt1"],
+    # the demo: 24 training voices (11 F, 13 M; 7 recorded prompt or radio voices, 6 readers,
+    # 11 Festival voices of recorded speakers), 5 validation and 5 test voices, all real recordings
+    # in cv and tt; the three splits are disjoint
+    "demo": {"speakers": {"tr": ["en-allison", "it-carlo", "ru-ivrvoice", "c2-ve9qrp", "es-july", "fr-armelle",
+                                 "it-menardi", "tux-ro", "tux-es", "tux-ru", "tux-bg", "tux-be", "tux-da",
+                                 *(name for name, s in SPEAKERS.items() if s.festival_voice)],
+                          "cv": ["c2-vk5qi", "c2-hts", "c2-mmt1", "tux-el", "tux-ca"],
                           "tt": ["fr-june", "ps-austen", "c2-morig", "c2-bigdog", "c2-cross"]},
-             "mixtures": {"tr": 400, "cv": 20, "tt": 40}, "max_utterances_per_speaker": None},
+             "mixtures": {"tr": 400, "cv": 40, "tt": 40}, "max_utterances_per_speaker": None},
     # the test suite's: 3 training voices (for 3-speaker mixing), 6 utterances each
     "tiny": {"speakers": {"tr": ["en-allison", "it-carlo", "fr-june"], "cv": ["ru-ivrvoice", "ps-austen"],
                           "tt": ["c2-ve9qrp", "c2-vk5qi"]},
