@@ -151,3 +151,17 @@ def test_rooms_and_noise_make_reverberant_noisy_mixtures(speaker_folder, tmp_pat
     assert targets.square().sum() < 0.9 * item["mix_sig"].square().sum()  # the reverberation is not in them
     with pytest.raises(ValueError, match="rooms work at 16000 Hz, the mixtures at 8000 Hz"):
         dataset(speaker_folder, style, rooms=RoomSimulator(16000))
+
+
+def test_formant_factors_perturb_each_source_and_one_keeps_it(speaker_folder):
+    """formant_factors [1.0] leaves the sources as they were; other factors change them (same draws)."""
+    plain = dataset(speaker_folder, "sepmamba", speed_factors=[1.0])[3]
+    same = dataset(speaker_folder, "sepmamba", speed_factors=[1.0], formant_factors=[1.0])[3]
+    shifted = dataset(speaker_folder, "sepmamba", speed_factors=[1.0], formant_factors=[1.2])[3]
+    assert torch.equal(plain["s1_sig"], same["s1_sig"])
+    assert shifted["s1_sig"].shape == plain["s1_sig"].shape
+    assert not torch.allclose(shifted["s1_sig"], plain["s1_sig"], atol=1e-3)
+    assert max(shifted[k].abs().max() for k in ("mix_sig", "s1_sig", "s2_sig")) <= 0.9 + 1e-6  # still bounded
+    assert torch.allclose(shifted["mix_sig"], shifted["s1_sig"] + shifted["s2_sig"], atol=1e-6)
+    with pytest.raises(ValueError, match="formant_factors is empty"):
+        dataset(speaker_folder, "sepmamba", formant_factors=[])

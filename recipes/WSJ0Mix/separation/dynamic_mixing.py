@@ -23,6 +23,9 @@ to its number of utterances, and one of its utterances uniformly
   snr_2 ~ U(0, 2.5) (a third source at 0 dB), speed-perturbed independently (factors drawn from
   ``speed_factors``), all cut to the shortest (and to ``segment``), summed, and divided by
   max(1, peak of mixture and sources) / 0.9 (pywsj0-mix's "min" gain, ``mix_sources``'s "wsj0").
+  ``formant_factors`` adds vocal-tract-length perturbation after the speed change
+  (:mod:`sepmamba_sb.augment`): with both, each voice becomes many pseudo-speakers of other pitch
+  and formants. Both perturbations come before the level is measured.
 
 Rooms and noise (``rooms``: a :class:`sepmamba_sb.rooms.RoomSimulator`; ``noise``: a
 :class:`sepmamba_sb.noise.NoiseSource`) come after the levels: each source is reverberated in one
@@ -46,10 +49,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio
 from speechbrain.processing.signal_processing import rescale
 
 from sepmamba_sb.audio import audio_info, draw_speakers, limit_peaks, list_speakers, read_audio
+from sepmamba_sb.augment import change_speed, shift_formants
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +109,9 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
     activlev_file : str or Path, optional
         ``"sepmamba"`` style: pywsj0-mix's activlev levels, keyed by file stem.
     speed_factors : sequence of float
-        ``"sepmamba"`` style: per-source speed factors to draw from.
+        ``"sepmamba"`` style: per-source speed factors to draw from (pitch and formants move together).
+    formant_factors : sequence of float
+        ``"sepmamba"`` style: per-source formant factors to draw from (the pitch stays).
     rooms : sepmamba_sb.rooms.RoomSimulator, optional
         Reverberate the sources (at ``sample_rate``); the targets are its targets.
     noise : sepmamba_sb.noise.NoiseSource, optional
@@ -115,7 +120,8 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
 
     def __init__(self, base_folder, num_mixtures: int, num_spks: int, sample_rate: int, segment: int,
                  style: str, cache_folder, seed: int = 1234, speaker_prefix: int | None = None,
-                 activlev_file=None, speed_factors=(0.95, 1.0, 1.05), rooms=None, noise=None):
+                 activlev_file=None, speed_factors=(0.95, 1.0, 1.05), formant_factors=(1.0,), rooms=None,
+                 noise=None):
         if style not in STYLES:
             raise ValueError(f"dynamic mixing style must be one of {STYLES}, got {style!r}")
         self.speakers = list_speakers(base_folder, speaker_prefix)
@@ -124,7 +130,11 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
                              f"({list(self.speakers)}); {num_spks}-speaker mixtures need {num_spks} distinct ones")
         self.base_folder, self.cache_folder = Path(base_folder), Path(cache_folder)
         self.num_mixtures, self.num_spks, self.sample_rate, self.segment = num_mixtures, num_spks, sample_rate, segment
-        self.style, self.seed, self.speed_factors = style, seed, list(speed_factors)
+        self.style, self.seed = style, seed
+        self.speed_factors, self.formant_factors = list(speed_factors), list(formant_factors)
+        for name, factors in (("speed_factors", self.speed_factors), ("formant_factors", self.formant_factors)):
+            if not factors:
+                raise ValueError(f"dynamic mixing: {name} is empty (use [1.0] for no perturbation)")
         self.levels = read_activlev(activlev_file) if activlev_file else None
         for name, part in (("rooms", rooms), ("noise", noise)):
             if part is not None and part.sample_rate != sample_rate:
@@ -199,17 +209,14 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
                 a = a[start:start + self.segment]
             else:
                 a = np.pad(a, (0, self.segment - len(a)))
+            a = change_speed(a, float(rng.choice(self.speed_factors)), self.sample_rate)[: self.segment]
+            a = shift_formants(a, float(rng.choice(self.formant_factors)), self.sample_rate)
             if self.levels is not None:
                 if path.stem not in self.levels:
                     raise KeyError(f"dynamic mixing: {path.stem} (from {path}) is not in the activlev file")
                 level = self.levels[path.stem]
             else:
                 level = active_level(a, self.sample_rate)
-            a = a / np.sqrt(level) * 10 ** (snr / 20)
-            factor = float(rng.choice(self.speed_factors))
-            if factor != 1.0:
-                a = torchaudio.functional.resample(torch.from_numpy(a.astype(np.float32)),
-                                                   round(self.sample_rate * factor), self.sample_rate).numpy()
-            sources.append(a[: self.segment])  # slowed-down sources come out longer
+            sources.append(a / np.sqrt(level) * 10 ** (snr / 20))
         length = min(len(a) for a in sources)
         return [a[:length] for a in sources]

@@ -160,8 +160,10 @@ class Separation(sb.Brain):
             if isinstance(self.hparams.lr_scheduler, ReduceLROnPlateau):
                 current_lr, next_lr = self.hparams.lr_scheduler([self.optimizer], epoch, stage_loss)
                 update_learning_rate(self.optimizer, next_lr)
+            minutes = (time.monotonic() - self.fit_started) / 60  # training and validation so far, this process
             self.hparams.train_logger.log_stats(
-                stats_meta={"epoch": epoch, "lr": current_lr}, train_stats=self.train_stats, valid_stats=stats
+                stats_meta={"epoch": epoch, "lr": current_lr, "minutes": round(minutes, 2)},
+                train_stats=self.train_stats, valid_stats=stats,
             )
             # model selection on the VALIDATION set (the authors' code selected on the test set)
             self.checkpointer.save_and_keep_only(meta=stats, max_keys=["si-snr"])
@@ -303,7 +305,8 @@ def main(argv):
             num_spks=hparams["num_spks"], sample_rate=hparams["sample_rate"], segment=hparams["training_signal_len"],
             style=hparams["dm_style"], cache_folder=hparams["dm_cache_folder"], seed=hparams["seed"],
             speaker_prefix=hparams["dm_speaker_prefix"], activlev_file=hparams["dm_activlev_file"],
-            speed_factors=hparams["dm_speed_factors"], rooms=rooms, noise=noise,
+            speed_factors=hparams["dm_speed_factors"],
+            formant_factors=hparams["dm_formant_factors"], rooms=rooms, noise=noise,
         )
     separator = Separation(modules=hparams["modules"], opt_class=hparams["optimizer"], hparams=hparams,
                            run_opts=run_opts, checkpointer=hparams["checkpointer"])
