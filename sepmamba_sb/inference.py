@@ -21,6 +21,7 @@ import csv
 import itertools
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -231,9 +232,9 @@ def _hub_yaml(modules: dict, sample_rate: int, num_spks: int, chunk_seconds: flo
     return "\n".join(parts) + "\n"
 
 
-def _test_metrics(run_folder: Path) -> dict | None:
-    """The ``avg`` row of a run's test_results.csv, if any."""
-    path = run_folder / "test_results.csv"
+def test_means(run: str | Path) -> dict | None:
+    """The means (the ``avg`` row) of a recipe run's ``test_results.csv``: metric -> dB; None without one."""
+    path = Path(run) / "test_results.csv"
     if not path.is_file():
         return None
     with open(path, newline="") as f:
@@ -241,6 +242,30 @@ def _test_metrics(run_folder: Path) -> dict | None:
             if row["snt_id"] == "avg":
                 return {k: float(v) for k, v in row.items() if k != "snt_id"}
     return None
+
+
+def training_log(run: str | Path) -> list[dict]:
+    """A recipe run's ``train_log.txt``, one dict per epoch: ``epoch``, ``minutes`` (since training
+    started in the process that ran the epoch; None in logs written before it was recorded),
+    ``train`` and ``valid`` (SI-SNR, dB).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the run has no ``train_log.txt``.
+    """
+    path = Path(run) / "train_log.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run} has no train_log.txt")
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        epoch = re.match(r"epoch: (\d+),", line)
+        train, valid = re.search(r"train si-snr: ([^,\s]+)", line), re.search(r"valid si-snr: ([^,\s]+)", line)
+        if epoch and train and valid:
+            minutes = re.search(r"minutes: ([^\s,]+)", line)
+            rows.append({"epoch": int(epoch.group(1)), "minutes": float(minutes.group(1)) if minutes else None,
+                         "train": float(train.group(1)), "valid": float(valid.group(1))})
+    return rows
 
 
 def load_training_run(run: str | Path) -> dict:
@@ -384,6 +409,6 @@ def export(source, out_dir: str | Path, test_mixture: str | Path | None = None, 
     training = (f"Trained with the `{hparams.get('experiment_name', '?')}` recipe on `{hparams.get('data_folder')}`"
                 + (f", dynamic mixing from `{hparams.get('base_folder_dm')}`." if hparams.get("dynamic_mixing")
                    else ".") + "\n\n" + training_conditions(hparams))
-    (out / "README.md").write_text(_model_card(modules, sample_rate, num_spks, _test_metrics(run), training))
+    (out / "README.md").write_text(_model_card(modules, sample_rate, num_spks, test_means(run), training))
     logger.info("exported %s to %s", ", ".join(modules), out)
     return out

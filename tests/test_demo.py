@@ -3,7 +3,11 @@
 import re
 
 import numpy as np
+import pytest
 from conftest import REPO, load_recipe_module
+
+from sepmamba_sb.compare import read_results
+from sepmamba_sb.inference import test_means, training_log
 
 demo = load_recipe_module("../MiniMix/demo.py", "minimix_demo")
 
@@ -19,10 +23,16 @@ def test_training_curve_and_spectrograms_are_pictures(trained_run, tmp_path):
     assert (tmp_path / "spec.png").read_bytes()[:8] == PNG
 
 
-def test_test_means_read_the_recipes_csv(trained_run):
-    means, rows = demo.test_means(trained_run)
+def test_run_readers_read_the_recipes_files(trained_run):
+    means = test_means(trained_run)
+    scores = read_results(trained_run / "test_results.csv", ["si-snr_i"])
     assert set(means) == {"sdr", "sdr_i", "si-snr", "si-snr_i", "si-sdr", "si-sdr_i"}
-    assert len(rows) == 3 and all(np.isfinite(list(means.values())))
+    assert len(scores) == 3 and np.mean([s["si-snr_i"] for s in scores.values()]) == pytest.approx(means["si-snr_i"],
+                                                                                                   abs=1e-3)
+    log = training_log(trained_run)
+    assert [r["epoch"] for r in log] == list(range(1, len(log) + 1)) and len(log) >= 1
+    assert all(r["minutes"] > 0 and np.isfinite(r["valid"]) for r in log)
+    assert all(b["minutes"] > a["minutes"] for a, b in zip(log, log[1:], strict=False))
 
 
 def test_make_demo_is_the_readme_first_command():

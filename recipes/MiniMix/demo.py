@@ -16,9 +16,7 @@ Steps:
 from __future__ import annotations
 
 import argparse
-import csv
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -50,24 +48,19 @@ def train(corpus: Path, run: Path, epochs: int | None) -> None:
         raise SystemExit(f"training failed (exit {done.returncode}); its log is {run / 'log.txt'}")
 
 
-def test_means(run: Path) -> dict:
-    with open(run / "test_results.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return {k: float(v) for k, v in rows[-1].items() if k != "snt_id"}, rows[:-1]
-
-
 def training_curve(run: Path, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    log = (run / "train_log.txt").read_text()
-    rows = re.findall(r"^epoch: (\d+),.*?train si-snr: (\S+?),.*?valid si-snr: (\S+)$", log, re.M)
-    epochs = [int(r[0]) for r in rows]
+    from sepmamba_sb.inference import training_log
+
+    rows = training_log(run)
+    epochs = [r["epoch"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(epochs, [float(r[1]) for r in rows], "o-", label="train (dynamic mixtures)")
-    ax.plot(epochs, [float(r[2]) for r in rows], "s-", label="valid (cv speakers)")
+    ax.plot(epochs, [r["train"] for r in rows], "o-", label="train (dynamic mixtures)")
+    ax.plot(epochs, [r["valid"] for r in rows], "s-", label="valid (cv speakers)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("SI-SNR (dB)")
     ax.set_title("MiniMix training of a small SepMamba on 2 CPU cores")
@@ -117,7 +110,10 @@ def main(argv=None) -> int:
     run = out / "run"
     shutil.rmtree(run, ignore_errors=True)  # a fresh demonstration each time
     train(corpus, run, args.epochs)
-    means, rows = test_means(run)
+    from sepmamba_sb.compare import read_results
+    from sepmamba_sb.inference import test_means
+
+    means, scores = test_means(run), read_results(run / "test_results.csv", ["si-snr_i"])
 
     step("3/5 exporting the best checkpoint as a hub folder")
     from sepmamba_sb.audio import read_audio
@@ -127,8 +123,8 @@ def main(argv=None) -> int:
     print(model_dir)
 
     step("4/5 separating a test mixture with the exported model")
-    best = max(rows, key=lambda r: float(r["si-snr_i"]))  # show what the model can do at its best
-    mix_path = corpus / "wav8k" / "min" / "tt" / "mix" / f"{best['snt_id']}.wav"
+    best = max(scores, key=lambda name: scores[name]["si-snr_i"])  # show what the model can do at its best
+    mix_path = corpus / "wav8k" / "min" / "tt" / "mix" / f"{best}.wav"
     model = SepMambaSeparation.from_hparams(source=str(model_dir), savedir=str(out / "model"))
     sources = model.separate_file(mix_path)[0].numpy()  # each source at its level in the mixture
     mix, rate = read_audio(mix_path)
@@ -147,9 +143,9 @@ def main(argv=None) -> int:
     minutes = (time.monotonic() - started) / 60
     print(f"""
 == MiniMix demo done in {minutes:.1f} min (results in {out})
-Test set ({len(rows)} mixtures of unseen speakers): SI-SNRi {means['si-snr_i']:.2f} dB, SDRi {means['sdr_i']:.2f} dB,
+Test set ({len(scores)} mixtures of unseen speakers): SI-SNRi {means['si-snr_i']:.2f} dB, SDRi {means['sdr_i']:.2f} dB,
 SI-SDRi {means['si-sdr_i']:.2f} dB (per mixture: {run / 'test_results.csv'}).
-Separated example (SI-SNRi {float(best['si-snr_i']):.2f} dB, the test set's best): {out / 'mix.wav'} ->
+Separated example (SI-SNRi {scores[best]['si-snr_i']:.2f} dB, the test set's best): {out / 'mix.wav'} ->
 {out / 'source1.wav'}, {out / 'source2.wav'}
 Pictures: {out / 'spectrogram.png'}, {out / 'training_curve.png'}
 Model: {model_dir}   (sepmamba-separate {model_dir} your.wav --out separated/)""")
