@@ -35,7 +35,6 @@ import argparse
 import csv
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -43,7 +42,7 @@ from pathlib import Path
 
 import torch
 from registry import build, entries, rates
-from report import print_and_save
+from report import print_and_save, replace_readme_section
 
 HERE = Path(__file__).resolve().parent
 # SepMamba S against SpeechBrain's separators on the CPU: (model, quantity, the ratio aimed at)
@@ -177,16 +176,6 @@ def number(value: float) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.3g}" if value >= 0.1 else f"{value:.2f}"
 
 
-def replace_readme_section(readme: Path, device: torch.device, body: str) -> None:
-    """Put ``body`` between the README's ``<!-- efficiency-<device>:begin/end -->`` markers."""
-    begin, end = f"<!-- efficiency-{device.type}:begin -->", f"<!-- efficiency-{device.type}:end -->"
-    text = readme.read_text(encoding="utf-8")
-    if text.count(begin) != 1 or text.count(end) != 1:
-        raise SystemExit(f"--readme {readme}: needs one {begin} line and one {end} line")
-    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    readme.write_text(pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text), encoding="utf-8")
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=None, help="default: every registered separator")
@@ -277,7 +266,7 @@ def main(argv=None) -> int:
     table = "\n".join(lines)
     print_and_save(table, str(stem.with_suffix(".md")))
     if args.readme:
-        replace_readme_section(args.readme, device, table)
+        replace_readme_section(args.readme, f"efficiency-{device.type}", table)
     return 0
 
 

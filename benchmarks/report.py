@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 
 def print_and_save(table: str, output: str | None) -> None:
     """Print ``table``; also write it to ``output`` when given (the README pastes these files)."""
@@ -9,3 +12,13 @@ def print_and_save(table: str, output: str | None) -> None:
     if output:
         with open(output, "w") as f:
             f.write(table + "\n")
+
+
+def replace_readme_section(readme: Path, name: str, body: str) -> None:
+    """Put ``body`` between the README's ``<!-- <name>:begin -->`` and ``<!-- <name>:end -->`` lines."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    text = Path(readme).read_text(encoding="utf-8")
+    if text.count(begin) != 1 or text.count(end) != 1:
+        raise SystemExit(f"--readme {readme}: needs one {begin} line and one {end} line")
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    Path(readme).write_text(pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text), encoding="utf-8")

@@ -56,3 +56,29 @@ def test_recipes_read_the_packages_model_configurations(name):
         small = load_hyperpyyaml(f, {"data_folder": "-", "model_config": {"dim": 8, "num_blocks": 1}})
     assert {k: small["model_config"][k] for k in ("dim", "num_blocks")} == {"dim": 8, "num_blocks": 1}
     assert small["sepmamba"].config["dim"] == 8 and small["sepmamba"].config["kernel_sizes"] == [16, 16, 16]
+
+
+MINIMIX_HPARAMS = WSJ0MIX.parent / "MiniMix" / "hparams"
+COMPARED = ("sepformer-minimix.yaml", "convtasnet-minimix.yaml", "dprnn-minimix.yaml")
+
+
+def without_model(text: str) -> str:
+    """A MiniMix yaml without its header box, model section and experiment name."""
+    body = text[text.index("seed: "):]
+    body = body[:body.index("# Model:")] + body[body.index("modules:\n"):]
+    return re.sub(r"^experiment_name: .*$", "", body, flags=re.M)
+
+
+@pytest.mark.parametrize("name", COMPARED)
+def test_compared_separators_share_the_demo_recipe_but_the_model(name):
+    """benchmarks/quality.py's fairness: same data, mixing, budget, seed and optimiser as the demo model,
+    and about its number of parameters (within 10 %)."""
+    demo_text = (MINIMIX_HPARAMS / "sepmamba-minimix.yaml").read_text()
+    text = (MINIMIX_HPARAMS / name).read_text()
+    assert without_model(text) == without_model(demo_text)
+    sizes = []
+    for yaml in ("sepmamba-minimix.yaml", name):
+        with open(MINIMIX_HPARAMS / yaml, encoding="utf-8") as f:
+            hparams = load_hyperpyyaml(f, {"data_folder": "-"})
+        sizes.append(sum(p.numel() for m in hparams["modules"].values() for p in m.parameters()))
+    assert abs(sizes[1] / sizes[0] - 1) <= 0.10, sizes
