@@ -2,7 +2,8 @@
 """Separation quality at equal budget: SepMamba and SpeechBrain's separators trained the same way.
 
     python benchmarks/quality.py --readme README.md --output benchmarks/results/quality.md \
-        --plot benchmarks/results/quality.png                  # the full comparison (about an hour, 2 cores)
+        --plot benchmarks/results/quality.png                  # at the demo's budget (2 h or more, 2 cores)
+    python benchmarks/quality.py --epochs 10 ...               # every model for 10 epochs instead
     python benchmarks/quality.py --quick --runs /tmp/quality   # tiny corpus and budgets: the table's shape only
 
 Each yaml in ``recipes/MiniMix/hparams`` (default: SepMamba's demo model, then SepFormer, Conv-TasNet and
@@ -114,6 +115,8 @@ def main(argv=None) -> int:
     parser.add_argument("--yamls", nargs="+", default=list(DEFAULT_YAMLS),
                         help="recipe yamls in recipes/MiniMix/hparams (the first is the reference)")
     parser.add_argument("--quick", action="store_true", help="tiny corpus and budgets (CI): the table's shape only")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs for every model (default: the yamls' N_epochs, the demo's budget)")
     parser.add_argument("--data-folder", type=Path, default=None, help="MiniMix (default: the demo's, or tiny's)")
     parser.add_argument("--runs", type=Path, default=REPO / "results" / "quality", help="run folders")
     parser.add_argument("--output", default=None, help="also write the table to this markdown file")
@@ -134,7 +137,9 @@ def main(argv=None) -> int:
         corpus = prepare_minimix(cache_dir() / "tests" / "tiny-2mix", "tiny")  # the test suite's corpus
     else:
         corpus = prepare_minimix(cache_dir() / "minimix", "demo")
-    overrides = QUICK_OVERRIDES if args.quick else []
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    overrides = [*(QUICK_OVERRIDES if args.quick else []), *(["--N_epochs", str(args.epochs)] if args.epochs else [])]
     names = [label(y.name) for y in yamls]
     sizes, minutes, epochs, curves = {}, {}, {}, {}
     for number, (name, yaml) in enumerate(zip(names, yamls, strict=True), 1):
@@ -146,8 +151,9 @@ def main(argv=None) -> int:
     comparison = compare([args.runs / n / "test_results.csv" for n in names], names)
     body = table(names, sizes, minutes, epochs, comparison)
     machine = machine_description("cpu")  # names the CPU, threads, torch and the date
-    footer = (f"\n\n{comparison[0]['utterances']} tt mixtures; `python benchmarks/quality.py"
-              f"{' --quick' if args.quick else ''}` on {machine}.")
+    command = " ".join(["python benchmarks/quality.py", *(["--quick"] if args.quick else []),
+                        *([f"--epochs {args.epochs}"] if args.epochs else [])])
+    footer = f"\n\n{comparison[0]['utterances']} tt mixtures; `{command}` on {machine}."
     plot_path = args.plot or args.runs / "quality.png"
     plot_path.parent.mkdir(parents=True, exist_ok=True)
     plot(curves, plot_path, f"MiniMix, same data, seed and epochs ({machine})")
