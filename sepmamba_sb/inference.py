@@ -232,7 +232,7 @@ def _hub_yaml(modules: dict, sample_rate: int, num_spks: int, chunk_seconds: flo
     return "\n".join(parts) + "\n"
 
 
-def test_means(run: str | Path) -> dict | None:
+def mean_test_scores(run: str | Path) -> dict | None:
     """The means (the ``avg`` row) of a recipe run's ``test_results.csv``: metric -> dB; None without one."""
     path = Path(run) / "test_results.csv"
     if not path.is_file():
@@ -409,6 +409,6 @@ def export(source, out_dir: str | Path, test_mixture: str | Path | None = None, 
     training = (f"Trained with the `{hparams.get('experiment_name', '?')}` recipe on `{hparams.get('data_folder')}`"
                 + (f", dynamic mixing from `{hparams.get('base_folder_dm')}`." if hparams.get("dynamic_mixing")
                    else ".") + "\n\n" + training_conditions(hparams))
-    (out / "README.md").write_text(_model_card(modules, sample_rate, num_spks, test_means(run), training))
+    (out / "README.md").write_text(_model_card(modules, sample_rate, num_spks, mean_test_scores(run), training))
     logger.info("exported %s to %s", ", ".join(modules), out)
     return out

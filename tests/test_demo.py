@@ -7,7 +7,7 @@ import pytest
 from conftest import REPO, load_recipe_module
 
 from sepmamba_sb.compare import read_results
-from sepmamba_sb.inference import test_means, training_log
+from sepmamba_sb.inference import mean_test_scores, training_log
 
 demo = load_recipe_module("../MiniMix/demo.py", "minimix_demo")
 
@@ -24,7 +24,7 @@ def test_training_curve_and_spectrograms_are_pictures(trained_run, tmp_path):
 
 
 def test_run_readers_read_the_recipes_files(trained_run):
-    means = test_means(trained_run)
+    means = mean_test_scores(trained_run)
     scores = read_results(trained_run / "test_results.csv", ["si-snr_i"])
     assert set(means) == {"sdr", "sdr_i", "si-snr", "si-snr_i", "si-sdr", "si-sdr_i"}
     assert len(scores) == 3 and np.mean([s["si-snr_i"] for s in scores.values()]) == pytest.approx(means["si-snr_i"],

@@ -111,9 +111,9 @@ def main(argv=None) -> int:
     shutil.rmtree(run, ignore_errors=True)  # a fresh demonstration each time
     train(corpus, run, args.epochs)
     from sepmamba_sb.compare import read_results
-    from sepmamba_sb.inference import test_means
+    from sepmamba_sb.inference import mean_test_scores
 
-    means, scores = test_means(run), read_results(run / "test_results.csv", ["si-snr_i"])
+    means, scores = mean_test_scores(run), read_results(run / "test_results.csv", ["si-snr_i"])
 
     step("3/5 exporting the best checkpoint as a hub folder")
     from sepmamba_sb.audio import read_audio
