@@ -45,7 +45,7 @@ def change_speed(audio: np.ndarray, factor: float, sample_rate: int) -> np.ndarr
     Returns
     -------
     np.ndarray
-        float32 samples [about T / factor].
+        float32 samples [about T / factor] (``audio`` itself when ``factor`` is 1).
     """
     factor = _check_factor("speed factor", factor)
     if factor == 1.0:
@@ -105,7 +105,7 @@ def shift_formants(audio: np.ndarray, factor: float, sample_rate: int) -> np.nda
     Returns
     -------
     np.ndarray
-        float32 samples [T].
+        float32 samples [T] (``audio`` itself when ``factor`` is 1).
     """
     factor = _check_factor("formant factor", factor)
     if factor == 1.0 or len(audio) == 0:
