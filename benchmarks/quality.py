@@ -87,7 +87,7 @@ def plot(curves: dict[str, list[dict]], path: Path, title: str) -> None:
         ax.plot([r["minutes"] for r in rows], [r["valid"] for r in rows], "o-", markersize=3, label=name)
     ax.set_xlabel("training time (min, including validation)")
     ax.set_ylabel("validation SI-SNR (dB)")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=8, wrap=True)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     footer = f"\n\n{comparison[0]['utterances']} tt mixtures; `{command}` on {machine}."
     plot_path = args.plot or args.runs / "quality.png"
     plot_path.parent.mkdir(parents=True, exist_ok=True)
-    plot(curves, plot_path, f"MiniMix, same data, seed and epochs ({machine})")
+    plot(curves, plot_path, f"MiniMix: same data, seed and epochs\n{machine}")
     print_and_save(body + footer, args.output)
     print(f"plot: {plot_path}")
     if args.readme:
