@@ -12,7 +12,6 @@ chooses nothing. ``--arms`` runs a subset; finished arms are reused (delete thei
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import re
 import subprocess
@@ -26,6 +25,8 @@ sys.path[:0] = [str(RECIPE), str(REPO)]
 
 from minimix_prepare import cache_dir, prepare_minimix  # noqa: E402
 from report import print_and_save  # noqa: E402
+
+from sepmamba_sb.inference import mean_test_scores, training_log  # noqa: E402
 
 NARROW = ["--dm_speed_factors", "[0.95, 1.0, 1.05]"]
 WIDE = ["--dm_speed_factors", "[0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25]"]
@@ -55,16 +56,13 @@ ARMS = {
 
 
 def summarize(run: Path) -> dict:
-    """Epochs, minutes, best cv SI-SNR and its epoch, tt means, parameters of a finished run."""
-    log = (run / "train_log.txt").read_text()
-    rows = [(int(e), float(m), float(v)) for e, m, v in
-            re.findall(r"^epoch: (\d+),.*?minutes: (\S+?) -.*?valid si-snr: (\S+)$", log, re.M)]
-    best = max(rows, key=lambda r: r[2])
-    with open(run / "test_results.csv", newline="") as f:
-        means = [r for r in csv.DictReader(f) if r["snt_id"] == "avg"][0]
+    """Epochs, minutes, best cv SI-SNR and its epoch, tt SI-SNRi, parameters of a finished run."""
+    rows = training_log(run)
+    best = max(rows, key=lambda r: r["valid"])
     params = re.search(r"Total Number of Trainable Parameters: (\S+)", (run / "log.txt").read_text())
-    return {"epochs": rows[-1][0], "minutes": rows[-1][1], "best_cv": best[2], "best_epoch": best[0],
-            "tt_si_snr_i": float(means["si-snr_i"]), "params": params.group(1) if params else "?"}
+    return {"epochs": rows[-1]["epoch"], "minutes": rows[-1]["minutes"], "best_cv": best["valid"],
+            "best_epoch": best["epoch"], "tt_si_snr_i": mean_test_scores(run)["si-snr_i"],
+            "params": params.group(1) if params else "?"}
 
 
 def main(argv=None) -> int:

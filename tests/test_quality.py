@@ -47,3 +47,23 @@ def test_quick_comparison_table_plot_and_readme_section(tiny_corpus, tmp_path):
 def test_unknown_yaml_is_named(tmp_path):
     done = run("--quick", "--yamls", "nope.yaml", "--runs", str(tmp_path))
     assert done.returncode == 2 and "no such recipe yaml" in done.stderr and "nope.yaml" in done.stderr
+
+
+def test_sweep_reads_a_runs_epochs_best_cv_and_test_score(trained_run):
+    """benchmarks/minimix_sweep.py ranks arms by the best cv epoch of each run's train log."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import minimix_sweep
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    from sepmamba_sb.inference import mean_test_scores, training_log
+
+    summary = minimix_sweep.summarize(trained_run)
+    log = training_log(trained_run)
+    best = max(log, key=lambda r: r["valid"])
+    assert summary["epochs"] == 3 and summary["minutes"] == log[-1]["minutes"] > 0
+    assert (summary["best_cv"], summary["best_epoch"]) == (best["valid"], best["epoch"])
+    assert summary["tt_si_snr_i"] == mean_test_scores(trained_run)["si-snr_i"]
+    assert summary["params"].endswith("k")
+    assert set(minimix_sweep.ARMS) >= {"masking", "wide", "formant"}
+    assert all(yaml == "sepmamba-minimix.yaml" for yaml, _, _ in minimix_sweep.ARMS.values())
