@@ -277,7 +277,7 @@ def synthesize_festival(speaker: Speaker, out_dir: Path, root: Path | None = Non
         script = out_dir / "synthesize.scm"
         encoding = "utf-8" if speaker.name.startswith("fest-ru") else "latin-1"  # what each voice's front end reads
         script.write_text("\n".join(lines) + "\n", encoding=encoding)
-        libraries = [str(merged / "usr/lib/x86_64-linux-gnu"), str(merged / "usr/lib/x86_64-linux-gnu/pulseaudio")]
+        libraries = [str(d / sub) for d in sorted(merged.glob("usr/lib/*-linux-gnu")) for sub in ("", "pulseaudio")]
         env = dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join([*libraries, os.environ.get("LD_LIBRARY_PATH", "")]))
         result = subprocess.run([str(merged / "usr/bin/festival"), "--libdir", f"{share}/", "--datadir", f"{share}/",
                                  "-b", str(script)], cwd=share, env=env, capture_output=True, text=True)
