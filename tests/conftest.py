@@ -3,7 +3,9 @@ import os
 import pathlib
 import sys
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
@@ -35,15 +37,35 @@ def load_recipe_module(relative: str, name: str):
 minimix_prepare = load_recipe_module("../MiniMix/minimix_prepare.py", "minimix_prepare")
 
 
-def _minimix(name: str, layout: str):
-    """MiniMix's "tiny" preset in ``layout``, built once and cached; skipped or failed as below."""
+def needs_debian_speech(build, *args, **kwargs):
+    """``build(*args, **kwargs)``, which fetches speech from Debian packages. Where apt cannot fetch
+    them the test is skipped, saying why; with ``SEPMAMBA_REQUIRE_SPEECH=1`` (set by ``.ci/run``) it
+    fails instead, so CI never passes without them."""
     try:
-        return minimix_prepare.prepare_minimix(minimix_prepare.cache_dir() / "tests" / name, "tiny", layout=layout)
+        return build(*args, **kwargs)
     except minimix_prepare.SpeechFetchError as exc:
         reason = f"real speech from Debian packages unavailable here: {exc}"
         if os.environ.get("SEPMAMBA_REQUIRE_SPEECH") == "1":
             pytest.fail(reason + " (SEPMAMBA_REQUIRE_SPEECH=1)")
         pytest.skip(reason)
+
+
+def _minimix(name: str, layout: str):
+    """MiniMix's "tiny" preset in ``layout``, built once and cached (see :func:`needs_debian_speech`)."""
+    return needs_debian_speech(minimix_prepare.prepare_minimix, minimix_prepare.cache_dir() / "tests" / name,
+                               "tiny", layout=layout)
+
+
+def write_speakers(root, levels, utterances, seconds, sample_rate, seed=0):
+    """``root/spk<s>/u<u>.wav``: noise at ``levels[s]`` (RMS) per speaker, ``seconds[u]`` long each."""
+    rng = np.random.default_rng(seed)
+    for s, level in enumerate(levels):
+        for u in range(utterances):
+            path = root / f"spk{s}" / f"u{u}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(str(path), (rng.standard_normal(int(sample_rate * seconds[u])) * level).astype("float32"),
+                     sample_rate)
+    return root
 
 
 @pytest.fixture(scope="session")

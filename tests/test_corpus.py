@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import minimix_prepare
+from conftest import minimix_prepare, needs_debian_speech, write_speakers
 
 from sepmamba_sb.audio import list_speakers, mix_at_levels
 from sepmamba_sb.data.corpus import build_corpus, split_into_utterances, split_speakers
@@ -75,12 +75,7 @@ def test_missing_apt_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_any_speaker_folder_becomes_a_corpus(tmp_path):
     """A user's own speaker-labelled recordings (here 8 synthetic voices), split automatically."""
-    rng = np.random.default_rng(0)
-    for s in range(8):
-        for u in range(3):
-            path = tmp_path / "voices" / f"spk{s}" / f"u{u}.wav"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(str(path), (rng.standard_normal(16000 * 3) * 0.1).astype("float32"), 16000)  # resampled
+    write_speakers(tmp_path / "voices", [0.1] * 8, 3, [3, 3, 3], 16000)  # resampled
     splits = split_speakers([f"spk{s}" for s in range(8)])
     assert [len(splits[k]) for k in ("tr", "cv", "tt")] == [4, 2, 2]
     files = list_speakers(tmp_path / "voices")
@@ -105,12 +100,8 @@ def test_command_lines_build_from_a_folder_and_from_fake_espeak(tmp_path, monkey
     """python -m sepmamba_sb.data --speakers-folder, and minimix_prepare.py --espeak through a stand-in espeak-ng."""
     from sepmamba_sb.data.__main__ import main
 
+    write_speakers(tmp_path / "voices", [0.1] * 6, 2, [5, 5], 8000)
     rng = np.random.default_rng(0)
-    for s in range(6):
-        for u in range(2):
-            path = tmp_path / "voices" / f"v{s}" / f"{u}.wav"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(str(path), (rng.standard_normal(8000 * 5) * 0.1).astype("float32"), 8000)
     assert main(["--out", str(tmp_path / "c1"), "--speakers-folder", str(tmp_path / "voices"),
                  "--mixtures", "5", "2", "3"]) == 0
     assert len(list((tmp_path / "c1" / "wav8k" / "min" / "tt" / "s2").glob("*.wav"))) == 3
@@ -151,12 +142,7 @@ def test_demo_preset_keeps_splits_disjoint_and_synthetic_voices_out_of_cv_and_tt
 def test_festival_voice_reads_sentences_in_a_real_speakers_voice(tmp_path, monkeypatch):
     """A Festival diphone voice, run from the unpacked Debian packages (no installation)."""
     monkeypatch.setattr(minimix_prepare, "FESTIVAL_SENTENCES", 3)
-    try:
-        files = minimix_prepare.synthesize_festival(SPEAKERS["fest-kal"], tmp_path / "kal")
-    except minimix_prepare.SpeechFetchError as exc:
-        if os.environ.get("SEPMAMBA_REQUIRE_SPEECH") == "1":
-            raise
-        pytest.skip(f"Debian packages unavailable here: {exc}")
+    files = needs_debian_speech(minimix_prepare.synthesize_festival, SPEAKERS["fest-kal"], tmp_path / "kal")
     assert [f.name for f in files] == ["000.wav", "001.wav", "002.wav"]
     for path in files:
         audio, rate = sf.read(str(path), dtype="float32")

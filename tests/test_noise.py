@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import write_speakers
 
 from sepmamba_sb.audio import list_speakers
 from sepmamba_sb.noise import NoiseSource, make_babble, power
@@ -61,12 +62,8 @@ def test_bad_noise_folders_and_ranges_are_named(tmp_path):
 
 
 def test_babble_is_several_speakers_at_the_given_length(tmp_path):
+    write_speakers(tmp_path / "voices", [0.1 * (s + 1) for s in range(5)], 2, [1, 1], 8000)
     rng = np.random.default_rng(0)
-    for s in range(5):
-        for u in range(2):
-            path = tmp_path / "voices" / f"spk{s}" / f"{u}.wav"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(str(path), (rng.standard_normal(8000) * 0.1 * (s + 1)).astype("float32"), 8000)
     files = make_babble(list_speakers(tmp_path / "voices"), tmp_path / "babble", 3, 8000,
                         np.random.default_rng(1), talkers=3, seconds=2.5)
     assert [f.name for f in files] == ["babble_0000.wav", "babble_0001.wav", "babble_0002.wav"]
