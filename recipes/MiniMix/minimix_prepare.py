@@ -234,16 +234,24 @@ def _sentences(text: str) -> list[str]:
 _CYRILLIC = dict(zip("abcdefghijklmnopqrstuvwxyz", "абцдефгхийклмнопкрстуввкыз", strict=True))
 
 
+def _link(source: str, target: str) -> None:
+    """A hard link (replacing what an interrupted run left)."""
+    if os.path.lexists(target):
+        os.remove(target)
+    os.link(source, target)
+
+
 def festival_root(packages: list[str], root: Path | None = None) -> Path:
-    """One folder with Festival, its libraries and ``packages`` unpacked together (Festival looks for
-    voices, lexicons and its own Scheme files under one ``--libdir``)."""
+    """One folder with Festival, its libraries and ``packages`` together (Festival looks for voices,
+    lexicons and its own Scheme files under one ``--libdir``): hard links to the unpacked packages, so
+    the files take no second copy on disk."""
     folders = fetch_packages(sorted({*FESTIVAL_PACKAGES, *packages}), root)
     merged = (Path(root) if root is not None else cache_dir() / "debian") / "festival-root"
     for package, folder in folders.items():
-        marker = merged / ".unpacked" / package
+        marker = merged / ".linked" / package
         if not marker.exists():
-            deb = folder.parent.parent / "debs" / (folder / ".complete").read_text().strip()
-            _run(["dpkg", "-x", str(deb), str(merged)], f"unpacking {deb.name} for Festival")
+            shutil.copytree(folder, merged, symlinks=True, dirs_exist_ok=True, copy_function=_link,
+                            ignore=shutil.ignore_patterns(".complete"))
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()
     return merged
