@@ -8,7 +8,7 @@ and scaled by the same rules. Errors name the file or folder.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +73,31 @@ def read_audio(path: str | Path, sample_rate: int | None = None, start: int = 0,
     if sample_rate is not None and rate != sample_rate:
         mono, rate = torchaudio.functional.resample(mono, rate, sample_rate), sample_rate
     return mono, rate
+
+
+def read_blocks(path: str | Path, block: int) -> Iterator[torch.Tensor]:
+    """Read a file as mono float32 blocks of ``block`` samples (the last may be shorter), holding one
+    block in memory at a time, with :func:`read_audio`'s checks.
+
+    Raises
+    ------
+    ValueError
+        Naming the file: missing, unreadable, empty, or holding NaN/Inf samples (at the block that has them).
+    """
+    if block < 1:
+        raise ValueError(f"read_blocks: block must be >= 1 samples, got {block}")
+    audio_info(path)
+    empty = True
+    try:
+        for data in sf.blocks(str(path), blocksize=block, dtype="float32", always_2d=True):
+            if not np.isfinite(data).all():
+                raise ValueError(f"audio file {path} contains NaN or infinite samples")
+            empty = False
+            yield torch.from_numpy(data.mean(axis=1))
+    except (RuntimeError, sf.LibsndfileError, OSError) as exc:
+        raise ValueError(f"cannot read audio file {path}: {exc}") from exc
+    if empty:
+        raise ValueError(f"audio file {path} is empty")
 
 
 def list_speakers(root: str | Path, speaker_prefix: int | None = None) -> dict[str, list[Path]]:

@@ -4,6 +4,11 @@
     model = SepMambaSeparation.from_hparams(source="path/to/exported_model", savedir="pretrained")
     sources = model.separate_file("meeting.wav")        # [1, T, S] at the file's rate and length
 
+    # causal models, live: chunk by chunk, constant memory (SpeechBrain's StreamingASR shape)
+    context = model.make_streaming_context()
+    for chunk in model.separate_file_streaming("meeting.wav", chunk_ms=32):
+        ...                                              # [1, n, S] each, delayed by context.delay
+
 A hub folder holds ``hyperparams.yaml`` (with a ``pretrainer``), one ``<module>.ckpt`` per module,
 a model card ``README.md`` and ``test_mixture.wav``; :func:`export` writes one from a training run.
 Both model forms work: the paper's direct ``sepmamba`` module, and the ``encoder``/``masknet``/
@@ -23,6 +28,7 @@ import json
 import logging
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -32,8 +38,9 @@ from speechbrain.utils.data_utils import split_path
 from speechbrain.utils.fetching import fetch
 from tqdm import tqdm
 
-from sepmamba_sb.audio import read_audio
+from sepmamba_sb.audio import audio_info, read_audio, read_blocks
 from sepmamba_sb.lobes import as_separator, fit_length, model_form
+from sepmamba_sb.lobes.streaming import StreamingContext
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +166,102 @@ class SepMambaSeparation(Pretrained):
     def _separate_at_mixture_level(self, mix: torch.Tensor) -> torch.Tensor:
         return fit_to_mixture(self.separate_batch(mix), mix.to(self.device, torch.float32))
 
+    def make_streaming_context(self, batch_size: int = 1) -> StreamingContext:
+        """Start separating ``batch_size`` live streams with a causal model (see :meth:`separate_chunk`).
+
+        Returns
+        -------
+        StreamingContext
+            Its ``delay`` is the model's look-ahead in samples at ``sample_rate`` (0 when strictly causal).
+
+        Raises
+        ------
+        ValueError
+            When the model cannot stream (bidirectional, or not SepMamba's modules), saying why.
+        """
+        if not hasattr(self.separator, "make_streaming_context"):
+            raise ValueError(f"{type(self.separator).__name__} cannot stream: only SepMamba models can")
+        try:
+            return self.separator.make_streaming_context(batch_size)
+        except ValueError as exc:
+            raise ValueError(f"this model cannot stream: {exc}") from exc
+
+    def separate_chunk(self, context: StreamingContext, chunk: torch.Tensor) -> torch.Tensor:
+        """Separate the next chunk of each stream (SpeechBrain's ``StreamingASR.transcribe_chunk`` shape).
+
+        Parameters
+        ----------
+        context : StreamingContext
+            From :meth:`make_streaming_context`; updated in place.
+        chunk : torch.Tensor
+            [B, n] (or [n] for one stream) samples at the model's rate, any n >= 1.
+
+        Returns
+        -------
+        torch.Tensor
+            [B, n, S] on the model's device, at the model's scale: the offline estimates delayed by
+            ``context.delay`` samples.
+        """
+        if isinstance(chunk, torch.Tensor) and chunk.dim() == 1:
+            chunk = chunk.unsqueeze(0)
+        if isinstance(chunk, torch.Tensor) and chunk.is_floating_point():
+            chunk = chunk.to(self.device, torch.float32)
+        with torch.no_grad():
+            return self.separator.forward_streaming(chunk, context)
+
+    def separate_file_streaming(self, path: str | Path, chunk_ms: float = 32.0,
+                                context: StreamingContext | None = None) -> Iterator[torch.Tensor]:
+        """Separate a file as a live stream: read, separate and yield it chunk by chunk, in constant memory.
+
+        The file must be at the model's sample rate (a stream is not resampled here). After the last
+        chunk, ``context.delay`` zero samples are fed so that the whole file comes out: the chunks hold
+        ``delay + T`` samples, the first ``delay`` of them the model's look-ahead (zeros).
+
+        Parameters
+        ----------
+        path : str or Path
+            A local file, or a hub/URL path as :meth:`separate_file` takes.
+        chunk_ms : float
+            Chunk length in milliseconds (at least one sample).
+        context : StreamingContext, optional
+            A fresh context from :meth:`make_streaming_context` (to read its ``delay``); made here if None.
+
+        Returns
+        -------
+        Iterator of torch.Tensor
+            Chunks [1, n, S] on the CPU, at the model's scale (the file, rate and model are checked before
+            the first one).
+        """
+        path = self._local_file(path)
+        rate, model_rate = audio_info(path).samplerate, self.hparams.sample_rate
+        if rate != model_rate:
+            raise ValueError(f"audio file {path} is at {rate} Hz; streaming needs the model's {model_rate} Hz "
+                             f"(resample it first, or use separate_file)")
+        chunk = round(chunk_ms * model_rate / 1000)
+        if chunk < 1:
+            raise ValueError(f"chunk_ms={chunk_ms} is shorter than one sample at {model_rate} Hz")
+        context = context or self.make_streaming_context(1)
+        if context.batch_size != 1:
+            raise ValueError(f"separate_file_streaming: the context is for {context.batch_size} streams, a file is one")
+        return self._stream_file(path, chunk, context)  # checked above, before the first chunk is asked for
+
+    def _stream_file(self, path: Path, chunk: int, context: StreamingContext) -> Iterator[torch.Tensor]:
+        for block in read_blocks(path, chunk):
+            yield self.separate_chunk(context, block).cpu()
+        for start in range(0, context.delay, chunk):
+            yield self.separate_chunk(context, torch.zeros(min(chunk, context.delay - start))).cpu()
+
+    def _local_file(self, path: str | Path, savedir: str | Path | None = None) -> Path:
+        """``path`` itself, or what SpeechBrain's ``separate_file`` fetches for a hub or web path."""
+        if Path(path).is_file():
+            return Path(path)
+        source, name = split_path(str(path))
+        try:
+            return Path(fetch(name, source=source, savedir=savedir))
+        except Exception as exc:  # hub, network and URL errors alike: the file is not to be had
+            raise ValueError(f"audio file {path} does not exist and could not be fetched "
+                             f"({type(exc).__name__}: {exc})") from exc
+
     def separate_file(self, path: str | Path, savedir: str | Path | None = None, chunk_seconds: float | None = None,
                       overlap_seconds: float | None = None, progress: bool = True) -> torch.Tensor:
         """Separate an audio file: averaged to mono, resampled to the model's rate and the sources
@@ -180,13 +283,7 @@ class SepMambaSeparation(Pretrained):
         torch.Tensor
             [1, T, S] on the CPU, at the file's sample rate.
         """
-        if not Path(path).is_file():  # a hub or web path, fetched as SpeechBrain's separate_file does
-            source, name = split_path(str(path))
-            try:
-                path = fetch(name, source=source, savedir=savedir)
-            except Exception as exc:  # hub, network and URL errors alike: the file is not to be had
-                raise ValueError(f"audio file {path} does not exist and could not be fetched "
-                                 f"({type(exc).__name__}: {exc})") from exc
+        path = self._local_file(path, savedir)
         audio, rate = read_audio(path)
         model_rate = self.hparams.sample_rate
         mix = audio

@@ -19,13 +19,16 @@ decoder; it makes SepMamba a drop-in for SepFormer/Conv-TasNet/DPRNN yaml files.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from sepmamba_sb.lobes.streaming import StreamingContext, emit, new_context
 from sepmamba_sb.lobes.unet import SepMambaUNet, fit_length, make_activation, remember_config
+from sepmamba_sb.nnet.streaming import stream_frames, strided_conv_stream, take, transposed_conv_stream
 
 
 class Encoder(nn.Module):
@@ -161,3 +164,62 @@ class MaskingSeparator(nn.Module):
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """[B, T] -> [B, T, S]."""
         return separate(self.encoder, self.masknet, self.decoder, mix, self.num_spks)
+
+    def _stream_parts(self) -> tuple[Encoder, MaskNet, Decoder]:
+        """The three modules, if they are SepMamba's (the only masking modules that stream)."""
+        parts = (self.encoder, self.masknet, self.decoder)
+        if not all(isinstance(m, c) for m, c in zip(parts, (Encoder, MaskNet, Decoder), strict=True)):
+            raise ValueError("only SepMamba's Encoder, MaskNet and Decoder can stream, got "
+                             + ", ".join(type(m).__name__ for m in parts))
+        return parts
+
+    def streamed_samples(self, length: int) -> int:
+        """Output samples :meth:`forward_streaming` has computed once ``length`` inputs have arrived."""
+        encoder, masknet, _ = self._stream_parts()
+        kernel, stride = encoder.conv1d.kernel_size[0], encoder.conv1d.stride[0]
+        frames = stream_frames(length, kernel, stride, encoder.left_pad)
+        return stride * masknet.streamed_frames(frames)
+
+    def make_streaming_context(self, batch_size: int = 1) -> StreamingContext:
+        """Start a stream (SepMamba's modules, causal MaskNet); see :mod:`sepmamba_sb.lobes.streaming`.
+
+        Parameters
+        ----------
+        batch_size : int
+            Streams separated together.
+
+        Returns
+        -------
+        StreamingContext
+            Zero states; ``delay`` is the look-ahead in samples (0 with a strictly causal Encoder and MaskNet).
+        """
+        encoder, masknet, decoder = self._stream_parts()
+        if encoder.left_pad > 0 and not masknet.strict_causal or encoder.left_pad == 0 and masknet.strict_causal:
+            raise ValueError("the Encoder's strict_causal and the MaskNet's differ: set both (a strictly causal "
+                             "model) or neither (the paper's causal model)")
+        body = masknet.make_body_context(batch_size)
+        weight = decoder.weight
+        tail = weight.new_zeros(self.num_spks * batch_size, 1, decoder.kernel_size[0] - decoder.stride[0])
+        period = encoder.conv1d.stride[0] * math.prod(masknet.strides[1:])
+        return new_context(self, batch_size, body, tail, period, self.num_spks,
+                           encoder=weight.new_zeros(batch_size, 1, encoder.left_pad),
+                           frames=weight.new_zeros(batch_size, masknet.dim, 0))
+
+    def forward_streaming(self, chunk: torch.Tensor, context: StreamingContext) -> torch.Tensor:
+        """Separate the next chunk of a stream: [B, n] -> [B, n, S], the offline output delayed by
+        ``context.delay`` samples (as :meth:`sepmamba_sb.lobes.SepMamba.forward_streaming`)."""
+        encoder, masknet, decoder = self._stream_parts()
+        frames, context.encoder = strided_conv_stream(encoder.conv1d, context.check(chunk).unsqueeze(1),
+                                                      context.encoder)
+        mix_w = encoder.act(frames)
+        context.frames = torch.cat([context.frames, mix_w], dim=-1)
+        features = masknet.body_streaming(mix_w, context.body)  # [B, N, m], m >= 0
+        batch, count = features.shape[0], features.shape[-1]
+        samples = features.new_zeros(batch, self.num_spks, 0)
+        if count:
+            masks = F.relu(masknet.mask_head(features)).view(batch, self.num_spks, masknet.dim, count)
+            mix_w, context.frames = take(context.frames, count)
+            sep_h = (mix_w.unsqueeze(1) * masks).transpose(0, 1).reshape(-1, masknet.dim, count)  # [S*B, N, m]
+            samples, context.tail = transposed_conv_stream(decoder, sep_h, context.tail)
+            samples = samples.view(self.num_spks, batch, -1).transpose(0, 1)
+        return emit(context, samples, chunk.shape[-1])

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from sepmamba_sb.lobes.streaming import StreamingContext, emit, new_context
 from sepmamba_sb.lobes.unet import SepMambaUNet, remember_config
+from sepmamba_sb.nnet.streaming import transposed_conv_stream
 
 
 class SepMamba(SepMambaUNet):
@@ -85,3 +88,44 @@ class SepMamba(SepMambaUNet):
         x = F.pad(mix, (0, padded - length)).unsqueeze(1)
         est = self.decoder(self.body(x))
         return est[..., :length].transpose(1, 2)
+
+    def streamed_samples(self, length: int) -> int:
+        """Output samples :meth:`forward_streaming` has computed once ``length`` inputs have arrived."""
+        return self.strides[0] * self.streamed_frames(length)
+
+    def make_streaming_context(self, batch_size: int = 1) -> StreamingContext:
+        """Start a stream (causal models only); see :mod:`sepmamba_sb.lobes.streaming`.
+
+        Parameters
+        ----------
+        batch_size : int
+            Streams separated together (every chunk then has this batch size).
+
+        Returns
+        -------
+        StreamingContext
+            Zero states; its ``delay`` is the model's look-ahead in samples (0 when ``strict_causal``).
+        """
+        body = self.make_body_context(batch_size)
+        tail = self.decoder.weight.new_zeros(batch_size, self.num_spks, self.kernel_sizes[0] - self.strides[0])
+        return new_context(self, batch_size, body, tail, math.prod(self.strides), self.num_spks)
+
+    def forward_streaming(self, chunk: torch.Tensor, context: StreamingContext) -> torch.Tensor:
+        """Separate the next chunk of a stream.
+
+        Parameters
+        ----------
+        chunk : torch.Tensor
+            The next samples of each stream, [B, n], n >= 1.
+        context : StreamingContext
+            From :meth:`make_streaming_context`; updated in place.
+
+        Returns
+        -------
+        torch.Tensor
+            [B, n, S]: the next ``n`` samples of the offline output delayed by ``context.delay`` (the first
+            ``delay`` samples of a stream are zeros).
+        """
+        frames = self.body_streaming(context.check(chunk).unsqueeze(1), context.body)
+        samples, context.tail = transposed_conv_stream(self.decoder, frames, context.tail)
+        return emit(context, samples, chunk.shape[-1])

@@ -11,6 +11,12 @@ sample still sees about 100 future samples. ``strict_causal=True`` left-pads eve
 ``kernel - 1`` so that frame j of a level ends at input sample ``stride * j`` of the level above, and
 cuts every transposed conv's output at its end: then nothing depends on the future, with the same
 parameters.
+
+Streaming (causal models): :meth:`SepMambaUNet.body_streaming` runs the body on a stream, chunk by
+chunk, from a :class:`UNetStreamingContext`. Every level makes its frames as soon as their inputs have
+arrived; an up level fuses a transposed-conv position with its skip frame once both exist (in the
+strict model the up path runs ahead of the skips, in the paper's causal model behind them), so the
+frames it outputs are exactly the offline body's, in order.
 """
 
 from __future__ import annotations
@@ -18,12 +24,15 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from sepmamba_sb.nnet import BiMamba
+from sepmamba_sb.nnet.streaming import stream_frames, strided_conv_stream, take, transposed_conv_stream
+from sepmamba_sb.ops import MambaState
 
 
 def remember_config(init):
@@ -57,6 +66,32 @@ def fit_length(x: torch.Tensor, length: int) -> torch.Tensor:
     if x.shape[-1] >= length:
         return x[..., :length]
     return F.pad(x, (0, length - x.shape[-1]))
+
+
+@dataclass
+class UNetStreamingContext:
+    """Everything :meth:`SepMambaUNet.body_streaming` carries from one chunk to the next.
+
+    Attributes
+    ----------
+    pending : list of torch.Tensor or None
+        Per down level, the inputs its strided conv keeps (None: no conv).
+    down, up : list of list of MambaState
+        Per down level and per up block, the Mamba layer's block states.
+    skips : list of torch.Tensor
+        Per level but the deepest, down frames (batch, C_l, t) not yet fused on the way up.
+    tails : list of torch.Tensor
+        Per up block, its transposed conv's overlap-add tail.
+    ups : list of torch.Tensor
+        Per up block, transposed-conv positions (after the activation) not yet fused with their skip.
+    """
+
+    pending: list[torch.Tensor | None]
+    down: list[list[MambaState]]
+    skips: list[torch.Tensor]
+    tails: list[torch.Tensor]
+    ups: list[torch.Tensor]
+    up: list[list[MambaState]]
 
 
 class DownBlock(nn.Module):
@@ -180,6 +215,86 @@ class SepMambaUNet(nn.Module):
         while not fits(padded):
             padded += 1
         return padded
+
+    def _up_levels(self) -> list[int]:
+        """The level each up block outputs to, in the order of ``self.up`` (deepest first)."""
+        return list(reversed(range(len(self.kernel_sizes) - 1)))
+
+    def make_body_context(self, batch_size: int) -> UNetStreamingContext:
+        """The zero context a stream through :meth:`body_streaming` starts from (causal bodies only).
+
+        Parameters
+        ----------
+        batch_size : int
+            Streams run together.
+
+        Raises
+        ------
+        ValueError
+            For a bidirectional body, saying why it cannot stream.
+        """
+        weight = next(self.parameters())
+
+        def zeros(channels: int, length: int) -> torch.Tensor:
+            return weight.new_zeros(batch_size, channels, length)
+
+        pending = [None if b.conv1d is None else zeros(b.conv1d.in_channels, b.left_pad) for b in self.down]
+        return UNetStreamingContext(
+            pending=pending,
+            down=[b.mamba_layer.allocate_state(batch_size) for b in self.down],
+            skips=[zeros(self.dim * 2**level, 0) for level in range(len(self.down) - 1)],
+            tails=[zeros(b.convT1d.out_channels, b.convT1d.kernel_size[0] - b.convT1d.stride[0]) for b in self.up],
+            ups=[zeros(b.convT1d.out_channels, 0) for b in self.up],
+            up=[b.mamba_layer.allocate_state(batch_size) for b in self.up],
+        )
+
+    def body_streaming(self, x: torch.Tensor, context: UNetStreamingContext) -> torch.Tensor:
+        """:meth:`body` on a stream: the level-0 frames that the new inputs complete.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            New inputs, (B, C_in, n), n >= 0 (samples for the direct model, Encoder frames for the MaskNet).
+        context : UNetStreamingContext
+            From :meth:`make_body_context`; updated in place.
+
+        Returns
+        -------
+        torch.Tensor
+            (B, dim, m): the next ``m`` frames of :meth:`body`'s output (``m`` may be 0).
+        """
+        skips = context.skips
+        for level, block in enumerate(self.down):
+            if block.conv1d is not None:
+                x, context.pending[level] = strided_conv_stream(block.conv1d, x, context.pending[level])
+                x = block.act(x)
+            if x.shape[-1]:
+                x = block.mamba_layer(x, context.down[level])
+            if level < len(skips):
+                skips[level] = torch.cat([skips[level], x], dim=-1)
+        for j, (block, level) in enumerate(zip(self.up, self._up_levels(), strict=True)):
+            up, context.tails[j] = transposed_conv_stream(block.convT1d, x, context.tails[j])
+            context.ups[j] = torch.cat([context.ups[j], block.act(up)], dim=-1)
+            ready = min(context.ups[j].shape[-1], skips[level].shape[-1])
+            up, context.ups[j] = take(context.ups[j], ready)
+            skip, skips[level] = take(skips[level], ready)
+            x = block.act(block.conv1d_fusion(torch.cat([skip, up], dim=1))) if ready else skip
+            if ready:
+                x = block.mamba_layer(x, context.up[j])
+        return x
+
+    def streamed_frames(self, length: int) -> int:
+        """Frames :meth:`body_streaming` has output once ``length`` inputs have arrived (integer
+        arithmetic on the frame counts, to find a stream's delay without running it)."""
+        counts = []
+        for level, block in enumerate(self.down):
+            if block.conv1d is not None:
+                length = stream_frames(length, self.kernel_sizes[level], self.strides[level], block.left_pad)
+            counts.append(length)
+        frames = counts[-1]
+        for level in self._up_levels():
+            frames = min(counts[level], frames * self.strides[level + 1])
+        return frames
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, L) -> (B, dim, L1): every level down and back up to level 0's frames."""

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 
 from sepmamba_sb.nnet.block import MambaStack
+from sepmamba_sb.ops import MambaState
 
 
 class BiMamba(nn.Module):
@@ -42,10 +43,24 @@ class BiMamba(nn.Module):
         self.forward_mamba_block = MambaStack(d_model, num_blocks, **block_kwargs)
         self.backward_mamba_block = None if causal else MambaStack(d_model, num_blocks, **block_kwargs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, C, len) -> (batch, C, len)."""
+    def allocate_state(self, batch_size: int) -> list[MambaState]:
+        """The zero stream state of a causal layer (its forward stack's, one per block).
+
+        Raises
+        ------
+        ValueError
+            For a bidirectional layer: its backward stack reads the sequence from its end.
+        """
+        if self.backward_mamba_block is not None:
+            raise ValueError("a bidirectional Mamba layer cannot stream: its backward stack reads the sequence "
+                             "from its end (build the model with causal=True)")
+        return self.forward_mamba_block.allocate_state(batch_size)
+
+    def forward(self, x: torch.Tensor, state: list[MambaState] | None = None) -> torch.Tensor:
+        """(batch, C, len) -> (batch, C, len); with ``state`` (:meth:`allocate_state`, causal layers only),
+        one chunk of a stream."""
         x = x.transpose(1, 2)
-        out = self.forward_mamba_block(x)
+        out = self.forward_mamba_block(x, state)
         if self.backward_mamba_block is not None:
             out = out + self.backward_mamba_block(x.flip(1)).flip(1)
         return out.transpose(1, 2)

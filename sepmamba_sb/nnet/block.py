@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from sepmamba_sb.nnet.mamba import Mamba
+from sepmamba_sb.ops import MambaState
 
 
 def mamba_init_weights(module: nn.Module, n_layer: int, initializer_range: float = 0.02,
@@ -66,7 +67,8 @@ class MambaBlock(nn.Module):
         self.mixer = Mamba(d_model, **mamba_kwargs)
         self.norm = nn.LayerNorm(d_model, eps=norm_epsilon)
 
-    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor | None = None):
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor | None = None,
+                state: MambaState | None = None):
         """``residual = hidden_states + residual``; ``hidden_states = mixer(norm(residual))``.
 
         Parameters
@@ -75,6 +77,8 @@ class MambaBlock(nn.Module):
             (batch, len, d_model).
         residual : torch.Tensor, optional
             (batch, len, d_model); ``None`` for the first block.
+        state : MambaState, optional
+            The mixer's stream state (:meth:`Mamba.allocate_state`), updated in place.
 
         Returns
         -------
@@ -82,7 +86,7 @@ class MambaBlock(nn.Module):
             ``(hidden_states, residual)``, each (batch, len, d_model).
         """
         residual = hidden_states if residual is None else hidden_states + residual
-        hidden_states = self.mixer(self.norm(residual.to(dtype=self.norm.weight.dtype)))
+        hidden_states = self.mixer(self.norm(residual.to(dtype=self.norm.weight.dtype)), state)
         return hidden_states, residual
 
 
@@ -107,9 +111,14 @@ class MambaStack(nn.Module):
         self.mamba_blocks = nn.ModuleList(MambaBlock(d_model, **block_kwargs) for _ in range(num_blocks))
         self.apply(partial(mamba_init_weights, n_layer=num_blocks))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, len, d_model) -> (batch, len, d_model)."""
+    def allocate_state(self, batch_size: int) -> list[MambaState]:
+        """One zero :class:`sepmamba_sb.ops.MambaState` per block, for :meth:`forward` on a stream."""
+        return [block.mixer.allocate_state(batch_size) for block in self.mamba_blocks]
+
+    def forward(self, x: torch.Tensor, state: list[MambaState] | None = None) -> torch.Tensor:
+        """(batch, len, d_model) -> (batch, len, d_model); with ``state`` (:meth:`allocate_state`), one
+        chunk of a stream, continuing from the previous chunk."""
         hidden, residual = x, None
-        for block in self.mamba_blocks:
-            hidden, residual = block(hidden, residual)
+        for i, block in enumerate(self.mamba_blocks):
+            hidden, residual = block(hidden, residual, None if state is None else state[i])
         return hidden + residual

@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn as nn
 
-from sepmamba_sb.ops import BACKENDS, linear_channel_major, mamba_inner
+from sepmamba_sb.ops import BACKENDS, MambaState, linear_channel_major, mamba_inner
 
 
 class Mamba(nn.Module):
@@ -119,13 +119,33 @@ class Mamba(nn.Module):
             bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
         bias._no_reinit = True
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    def allocate_state(self, batch_size: int) -> MambaState:
+        """The zero state a stream starts from, on the parameters' device (``ssm`` in float32).
+
+        Parameters
+        ----------
+        batch_size : int
+            Streams run together.
+
+        Returns
+        -------
+        MambaState
+            ``conv`` (batch, d_inner, d_conv - 1), ``ssm`` (batch, d_inner, d_state).
+        """
+        weight = self.conv1d.weight
+        return MambaState(conv=weight.new_zeros(batch_size, self.d_inner, self.d_conv - 1),
+                          ssm=torch.zeros(batch_size, self.d_inner, self.d_state, device=weight.device))
+
+    def forward(self, hidden_states: torch.Tensor, state: MambaState | None = None) -> torch.Tensor:
         """Mix along time.
 
         Parameters
         ----------
         hidden_states : torch.Tensor
             (batch, len, d_model).
+        state : MambaState, optional
+            Continue a stream (see :meth:`allocate_state`): the output for a sequence cut into chunks,
+            each run with the same state object, equals that of the whole sequence. Updated in place.
 
         Returns
         -------
@@ -144,5 +164,5 @@ class Mamba(nn.Module):
         return mamba_inner(
             xz, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight, self.out_proj.weight,
             self.out_proj.bias, A, self.D.float(), self.dt_proj.bias.float(), backend=self.backend,
-            fused=self.use_fast_path,
+            fused=self.use_fast_path, state=state,
         )

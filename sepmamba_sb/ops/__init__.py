@@ -2,7 +2,8 @@
 
 The one place a backend is chosen (:func:`resolve_backend`; :func:`use_backend` for a block of code).
 :func:`selective_scan` is the scan alone; :func:`mamba_inner` the whole mixer after its input
-projection, with mamba-ssm's fused path where it applies; :func:`available_backends` says what runs here.
+projection, with mamba-ssm's fused path where it applies, or continuing a stream from a
+:class:`MambaState`; :func:`available_backends` says what runs here.
 """
 
 from sepmamba_sb.ops.causal_conv import causal_conv1d
@@ -15,7 +16,7 @@ from sepmamba_sb.ops.dispatch import (
     selective_scan,
     use_backend,
 )
-from sepmamba_sb.ops.mamba_inner import linear_channel_major, mamba_inner
+from sepmamba_sb.ops.mamba_inner import MambaState, linear_channel_major, mamba_inner
 
-__all__ = ["BACKENDS", "available_backends", "backend_status", "causal_conv1d", "cpu_capability",
+__all__ = ["BACKENDS", "MambaState", "available_backends", "backend_status", "causal_conv1d", "cpu_capability",
            "linear_channel_major", "mamba_inner", "resolve_backend", "selective_scan", "use_backend"]

@@ -9,11 +9,14 @@ from sepmamba_sb.ops.mamba_ssm_kernels import mamba_kernels
 
 
 def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-                  activation: str | None = "silu") -> torch.Tensor:
+                  activation: str | None = "silu", initial_states: torch.Tensor | None = None,
+                  return_final_states: bool = False):
     """Depthwise causal convolution: ``y_t`` depends on ``x_{t-W+1} .. x_t`` only.
 
     The kernel follows the tensor's device: causal-conv1d's ``causal_conv1d_fn`` for CUDA tensors
-    when it imported, ``torch.nn.functional.conv1d`` otherwise.
+    when it imported and no initial states are given, ``torch.nn.functional.conv1d`` otherwise.
+    With ``initial_states`` (the ``W - 1`` inputs before ``x``; zeros otherwise), a stream convolved chunk
+    by chunk, each chunk given the previous one's final states, equals the whole stream convolved at once.
 
     Parameters
     ----------
@@ -25,17 +28,31 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         (dim,).
     activation : {"silu", None}
         Applied to the output.
+    initial_states : torch.Tensor, optional
+        (batch, dim, W - 1): the inputs that precede ``x``.
+    return_final_states : bool
+        Also return the last ``W - 1`` inputs (of ``initial_states`` and ``x`` together), for the next chunk.
 
     Returns
     -------
-    torch.Tensor
-        (batch, dim, len).
+    torch.Tensor or tuple of torch.Tensor
+        (batch, dim, len); with ``return_final_states``, also (batch, dim, W - 1).
     """
     if activation not in ("silu", None):
         raise ValueError(f"causal_conv1d: activation must be 'silu' or None, got {activation!r}")
-    conv_fn = mamba_kernels().causal_conv1d_fn if x.is_cuda else None
-    if conv_fn is not None:
-        return conv_fn(x, weight, bias, activation=activation)
     width = weight.shape[-1]
-    y = F.conv1d(x, weight.unsqueeze(1), bias, padding=width - 1, groups=x.shape[1])[..., : x.shape[-1]]
-    return F.silu(y) if activation == "silu" else y
+    if initial_states is None and not return_final_states:  # the whole sequence at once
+        conv_fn = mamba_kernels().causal_conv1d_fn if x.is_cuda else None
+        if conv_fn is not None:
+            return conv_fn(x, weight, bias, activation=activation)
+        y = F.conv1d(x, weight.unsqueeze(1), bias, padding=width - 1, groups=x.shape[1])[..., : x.shape[-1]]
+        return F.silu(y) if activation == "silu" else y
+    if initial_states is None:
+        initial_states = x.new_zeros(x.shape[0], x.shape[1], width - 1)
+    elif tuple(initial_states.shape) != (x.shape[0], x.shape[1], width - 1):
+        raise ValueError(f"causal_conv1d: initial_states must be (batch, dim, W - 1) = "
+                         f"{(x.shape[0], x.shape[1], width - 1)}, got {tuple(initial_states.shape)}")
+    padded = torch.cat([initial_states.to(x.dtype), x], dim=-1)
+    y = F.conv1d(padded, weight.unsqueeze(1), bias, groups=x.shape[1])
+    y = F.silu(y) if activation == "silu" else y
+    return (y, padded[..., padded.shape[-1] - (width - 1):]) if return_final_states else y

@@ -158,12 +158,13 @@ def _vector(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
 
 
 def _forward(inputs, delta_softplus, save_checkpoints, return_last_state):
-    """Cast ``inputs`` (u, delta, A, B, C, D, z, delta_bias) to the compute dtype and run the kernel.
+    """Cast ``inputs`` (u, delta, A, B, C, D, z, delta_bias, initial_state) to the compute dtype and run
+    the kernel.
 
     Returns the cast inputs and the kernel's (out, checkpoints, last_state).
     """
     ctype = torch.float64 if inputs[0].dtype == torch.float64 else torch.float32
-    u, delta, A, B, C, D, z, delta_bias = inputs
+    u, delta, A, B, C, D, z, delta_bias, initial_state = inputs
     args = (
         _time_contiguous(u, ctype),
         _time_contiguous(delta, ctype),
@@ -173,14 +174,15 @@ def _forward(inputs, delta_softplus, save_checkpoints, return_last_state):
         _vector(D, ctype),
         _time_contiguous(z, ctype),
         _vector(delta_bias, ctype),
+        _vector(initial_state, ctype),
     )
     return args, load().forward(*args, delta_softplus, save_checkpoints, return_last_state)
 
 
 class _CpuSelectiveScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
-        inputs = (u, delta, A, B, C, D, z, delta_bias)
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, return_last_state):
+        inputs = (u, delta, A, B, C, D, z, delta_bias, initial_state)
         args, (out, checkpoints, last_state) = _forward(inputs, delta_softplus, True, return_last_state)
         ctx.save_for_backward(*args, checkpoints)
         ctx.delta_softplus = delta_softplus
@@ -194,19 +196,19 @@ class _CpuSelectiveScan(torch.autograd.Function):
     def backward(ctx, dout, _dlast_state):
         *args, checkpoints = ctx.saved_tensors
         dout = _time_contiguous(dout, args[0].dtype)
-        # (du, ddelta, dA, dB, dC, dD, dz, ddelta_bias): the order of forward's inputs
+        # (du, ddelta, dA, dB, dC, dD, dz, ddelta_bias, dinitial_state): the order of forward's inputs
         grads = load().backward(*args, ctx.delta_softplus, checkpoints, dout)
         grads = [None if g is None else g.to(dt) for g, dt in zip(grads, ctx.in_dtypes, strict=True)]
         return (*grads, None, None)
 
 
 def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                       return_last_state=False):
+                       return_last_state=False, initial_state=None):
     """Selective scan with the C++ kernel; arguments as :func:`sepmamba_sb.ops.selective_scan`.
 
     Without autograd (no input requires grad, or grad mode off) it saves no checkpoints.
     """
-    inputs = (u, delta, A, B, C, D, z, delta_bias)
+    inputs = (u, delta, A, B, C, D, z, delta_bias, initial_state)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
         out, last_state = _CpuSelectiveScan.apply(*inputs, delta_softplus, return_last_state)
     else:

@@ -151,7 +151,7 @@ def resolve_backend(backend: str | None, device: torch.device) -> str:
     return "reference"
 
 
-def _check(u, delta, A, B, C, D, z, delta_bias) -> None:
+def _check(u, delta, A, B, C, D, z, delta_bias, initial_state=None) -> None:
     """Raise a ValueError naming the argument whose shape, dtype or device is wrong."""
     if u.dim() != 3:
         raise ValueError(f"selective_scan: u must be (batch, dim, len), got shape {tuple(u.shape)}")
@@ -167,6 +167,7 @@ def _check(u, delta, A, B, C, D, z, delta_bias) -> None:
         "D": (D, (dim,)),
         "z": (z, (batch, dim, length)),
         "delta_bias": (delta_bias, (dim,)),
+        "initial_state": (initial_state, (batch, dim, A.shape[1])),
     }
     for name, (tensor, shape) in expected.items():
         if tensor is None:
@@ -183,12 +184,18 @@ def _check(u, delta, A, B, C, D, z, delta_bias) -> None:
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                   return_last_state=False, backend=None):
+                   return_last_state=False, backend=None, initial_state=None):
     """Mamba-1 selective scan, as mamba-ssm's ``selective_scan_fn``; differentiable.
 
     ``delta' = softplus(delta + delta_bias)`` (each part optional), then for every step t
     ``h_t = exp(delta'_t A) h_{t-1} + delta'_t B_t u_t``, ``y_t = C_t . h_t + D u_t`` and, with ``z``,
-    ``out_t = y_t * silu(z_t)``; ``h_0 = 0``. Computed in float32 (float64 for float64 inputs).
+    ``out_t = y_t * silu(z_t)``; ``h_{-1} = initial_state`` (zeros by default). Computed in float32
+    (float64 for float64 inputs).
+
+    ``initial_state`` (not in mamba-ssm) continues a scan: scanning ``[0, t)`` with
+    ``return_last_state=True``, then ``[t, len)`` from that state, equals one scan of ``[0, len)``. It
+    is differentiable on the cpu and reference backends; mamba-ssm's CUDA scan takes no initial state, so
+    on the ``mamba_ssm`` backend a scan given one runs on the reference backend (on the GPU).
 
     Parameters
     ----------
@@ -212,20 +219,24 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         Also return the final state (batch, dim, nstate), not differentiable.
     backend : str, optional
         ``"mamba_ssm"``, ``"cpu"`` or ``"reference"``; ``None`` chooses (see the module docstring).
+    initial_state : torch.Tensor, optional
+        The state before the first step, (batch, dim, nstate).
 
     Returns
     -------
     torch.Tensor or tuple of torch.Tensor
         ``out`` (batch, dim, len) in ``u``'s dtype; with ``return_last_state``, ``(out, last_state)``.
     """
-    _check(u, delta, A, B, C, D, z, delta_bias)
+    _check(u, delta, A, B, C, D, z, delta_bias, initial_state)
     return run_scan(resolve_backend(backend, u.device), u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                    return_last_state)
+                    return_last_state, initial_state)
 
 
-def run_scan(name, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
+def run_scan(name, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state=None):
     """:func:`selective_scan` with the backend already resolved and the inputs already checked
     (for the ops of this package that resolve once for several kernels)."""
+    if name == "mamba_ssm" and initial_state is not None:
+        name = "reference"  # mamba-ssm's selective_scan_fn has no initial state
     if name == "cpu":
         scan = cpu_kernel.selective_scan_cpu
     elif name == "mamba_ssm":
@@ -236,4 +247,6 @@ def run_scan(name, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_l
     else:
         scan = selective_scan_reference
     with torch.profiler.record_function(f"sepmamba_sb::selective_scan ({name})"):  # named in profiles
-        return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+        if initial_state is None:  # mamba-ssm's signature has no initial_state
+            return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+        return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state)

@@ -31,7 +31,7 @@ def _warn_long(length: int) -> None:
 
 
 def selective_scan_reference(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                             return_last_state=False):
+                             return_last_state=False, initial_state=None):
     """Selective scan by a time-major loop; arguments as :func:`sepmamba_sb.ops.selective_scan`.
 
     Computes in float32 (float64 for float64 inputs) and returns ``u``'s dtype.
@@ -47,7 +47,7 @@ def selective_scan_reference(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     # time-major (L, batch, dim, nstate) decays and inputs, so each step is one addcmul on a view
     decay = torch.exp(delta.permute(2, 0, 1).unsqueeze(-1) * A)
     drive = (delta * u).permute(2, 0, 1).unsqueeze(-1) * B.permute(2, 0, 1).unsqueeze(2)
-    h = u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
+    h = u.new_zeros(u.shape[0], u.shape[1], A.shape[1]) if initial_state is None else initial_state.to(ctype)
     states = []
     for decay_t, drive_t in zip(decay.unbind(0), drive.unbind(0), strict=True):
         h = torch.addcmul(drive_t, decay_t, h)

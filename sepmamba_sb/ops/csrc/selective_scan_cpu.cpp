@@ -2,11 +2,12 @@
 //
 // Semantics follow mamba-ssm's selective_scan_fn for real A and input-dependent B, C:
 //   delta' = softplus(delta + delta_bias)            (each step optional)
-//   h_t    = exp(delta'_t * A) * h_{t-1} + delta'_t * B_t * u_t
+//   h_t    = exp(delta'_t * A) * h_{t-1} + delta'_t * B_t * u_t     (h_{-1} = initial_state, else 0)
 //   y_t    = <C_t, h_t> + D * u_t
 //   out_t  = y_t * silu(z_t)                          (when z is given)
 // Shapes: u, delta, z, out (batch, dim, len); A (dim, nstate); B, C (batch, nstate, len);
-// D, delta_bias (dim).
+// D, delta_bias (dim); initial_state and the last state (batch, dim, nstate). The initial state lets a
+// stream continue a scan chunk by chunk; its gradient is the adjoint state left after the first step.
 //
 // Layout of the work: one task is one batch item and one block of W = Vectorized<scalar_t>::size()
 // channels. The state h[n] of a block is W lanes wide, so the recurrence runs on whole vectors with no
@@ -46,6 +47,7 @@ struct ScanArgs {
   const scalar_t* D = nullptr;           // may be null
   const scalar_t* z = nullptr;           // may be null
   const scalar_t* delta_bias = nullptr;  // may be null
+  const scalar_t* h0 = nullptr;          // initial state (batch, dim, nstate), contiguous; may be null
   int64_t u_sb = 0, u_sd = 0, delta_sb = 0, delta_sd = 0, z_sb = 0, z_sd = 0;
   int64_t B_sb = 0, B_sn = 0, C_sb = 0, C_sn = 0;
   bool softplus = false;
@@ -181,6 +183,14 @@ struct ChunkTiles {
   }
 };
 
+// Gathers src[0], src[stride], ... (one value per channel) into the first nvalid lanes; zeros after.
+template <typename scalar_t>
+Vectorized<scalar_t> load_lanes(const scalar_t* src, int64_t stride, int64_t nvalid) {
+  alignas(64) scalar_t col[Vectorized<scalar_t>::size()] = {};
+  for (int64_t w = 0; w < nvalid; ++w) col[w] = src[w * stride];
+  return Vectorized<scalar_t>::loadu(col);
+}
+
 // Scatters the first nvalid lanes of v to dst[0], dst[stride], ... (one value per channel).
 template <typename scalar_t>
 void store_lanes(const Vectorized<scalar_t>& v, scalar_t* dst, int64_t stride, int64_t nvalid) {
@@ -209,6 +219,14 @@ struct Block {
         D(load_channels(args.D, d0, nvalid, scalar_t(0))),
         bias(load_channels(args.delta_bias, d0, nvalid, scalar_t(0))),
         Bb(args.B + b_ * args.B_sb), Cb(args.C + b_ * args.C_sb) {}
+
+  // The state before step 0: the initial state's lanes, or zeros.
+  StateVecs<Vec, kN> initial_state() const {
+    StateVecs<Vec, kN> h(N, Vec(scalar_t(0)));
+    if (a.h0 != nullptr)
+      for (int64_t n = 0; n < N; ++n) h[n] = load_lanes(a.h0 + (b * a.dim + d0) * N + n, N, nvalid);
+    return h;
+  }
 
   // Offset of chunk c's checkpoint in the (batch, blocks, chunks, nstate, W) checkpoint tensor.
   int64_t checkpoint(int64_t c) const {
@@ -241,7 +259,7 @@ void forward_block(const ScanArgs<scalar_t>& a, int64_t b, int64_t blk, ChunkTil
   constexpr int64_t W = Vec::size();
   const Block<scalar_t, kN> blk_(a, b, blk);
   const int64_t N = blk_.N, L = a.len;
-  StateVecs<Vec, kN> h(N, Vec(scalar_t(0)));
+  StateVecs<Vec, kN> h = blk_.initial_state();
   auto no_visit = [](int64_t, const Vec&) {};
 
   for (int64_t c = 0; c < blk_.nchunk; ++c) {
@@ -281,6 +299,7 @@ struct GradArgs {
   scalar_t* dA_part = nullptr;     // (batch, dim, nstate)
   scalar_t* dD_part = nullptr;     // (batch, dim)
   scalar_t* dbias_part = nullptr;  // (batch, dim)
+  scalar_t* dh0 = nullptr;         // (batch, dim, nstate), when there is an initial state
   scalar_t* dB_thread = nullptr;   // (threads, batch, nstate, len)
   scalar_t* dC_thread = nullptr;
 };
@@ -382,6 +401,8 @@ void backward_block(const ScanArgs<scalar_t>& a, const GradArgs<scalar_t>& g, co
   for (int64_t n = 0; n < N; ++n) store_lanes(dA_acc[n], g.dA_part + (b * a.dim + d0) * N + n, N, nvalid);
   store_lanes(dD_acc, g.dD_part + b * a.dim + d0, 1, nvalid);
   store_lanes(dbias_acc, g.dbias_part + b * a.dim + d0, 1, nvalid);
+  if (g.dh0 != nullptr)  // dh now carries dL/dh_{-1}
+    for (int64_t n = 0; n < N; ++n) store_lanes(dh[n], g.dh0 + (b * a.dim + d0) * N + n, N, nvalid);
 }
 
 // Time (dim 2) must be dense; its stride is irrelevant (and may be anything) when len == 1.
@@ -389,7 +410,7 @@ bool time_contiguous(const at::Tensor& t) { return t.size(2) == 1 || t.stride(2)
 
 void check_inputs(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& B,
                   const at::Tensor& C, const c10::optional<at::Tensor>& D, const c10::optional<at::Tensor>& z,
-                  const c10::optional<at::Tensor>& delta_bias) {
+                  const c10::optional<at::Tensor>& delta_bias, const c10::optional<at::Tensor>& initial_state) {
   TORCH_CHECK(u.device().is_cpu(), "selective_scan cpu backend: u must be a CPU tensor");
   TORCH_CHECK(u.dim() == 3 && delta.sizes() == u.sizes(), "u and delta must be (batch, dim, len)");
   const auto batch = u.size(0), dim = u.size(1), len = u.size(2);
@@ -413,13 +434,19 @@ void check_inputs(const at::Tensor& u, const at::Tensor& delta, const at::Tensor
                 "delta_bias must be (dim,)");
   }
   if (z) { same(*z, "z"); TORCH_CHECK(z->sizes() == u.sizes() && time_contiguous(*z), "z must be (batch, dim, len)"); }
+  if (initial_state) {
+    same(*initial_state, "initial_state");
+    TORCH_CHECK(initial_state->dim() == 3 && initial_state->size(0) == batch && initial_state->size(1) == dim &&
+                    initial_state->size(2) == nstate && initial_state->is_contiguous(),
+                "initial_state must be contiguous (batch, dim, nstate)");
+  }
 }
 
 template <typename scalar_t>
 ScanArgs<scalar_t> make_args(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
                              const at::Tensor& B, const at::Tensor& C, const c10::optional<at::Tensor>& D,
                              const c10::optional<at::Tensor>& z, const c10::optional<at::Tensor>& delta_bias,
-                             bool softplus) {
+                             const c10::optional<at::Tensor>& initial_state, bool softplus) {
   ScanArgs<scalar_t> a;
   a.batch = u.size(0);
   a.dim = u.size(1);
@@ -433,6 +460,7 @@ ScanArgs<scalar_t> make_args(const at::Tensor& u, const at::Tensor& delta, const
   a.D = D ? D->data_ptr<scalar_t>() : nullptr;
   a.z = z ? z->data_ptr<scalar_t>() : nullptr;
   a.delta_bias = delta_bias ? delta_bias->data_ptr<scalar_t>() : nullptr;
+  a.h0 = initial_state ? initial_state->data_ptr<scalar_t>() : nullptr;
   a.u_sb = u.stride(0);
   a.u_sd = u.stride(1);
   a.delta_sb = delta.stride(0);
@@ -469,15 +497,16 @@ void for_each_block(int64_t batch, int64_t dim, Fn&& fn) {
 std::vector<at::Tensor> scan_forward(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
                                      const at::Tensor& B, const at::Tensor& C, const c10::optional<at::Tensor>& D,
                                      const c10::optional<at::Tensor>& z,
-                                     const c10::optional<at::Tensor>& delta_bias, bool softplus,
+                                     const c10::optional<at::Tensor>& delta_bias,
+                                     const c10::optional<at::Tensor>& initial_state, bool softplus,
                                      bool save_checkpoints, bool return_last_state) {
-  check_inputs(u, delta, A, B, C, D, z, delta_bias);
+  check_inputs(u, delta, A, B, C, D, z, delta_bias, initial_state);
   const auto batch = u.size(0), dim = u.size(1), len = u.size(2), nstate = A.size(1);
   at::Tensor out = at::empty({batch, dim, len}, u.options());
   at::Tensor ckpt, last;
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_cpu_forward", [&] {
     constexpr int64_t W = Vectorized<scalar_t>::size();
-    const auto args = make_args<scalar_t>(u, delta, A, B, C, D, z, delta_bias, softplus);
+    const auto args = make_args<scalar_t>(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus);
     const int64_t nchunk = (len + kChunk - 1) / kChunk;
     const int64_t nblk = block_count<scalar_t>(dim);
     if (save_checkpoints) ckpt = at::empty({batch, nblk, nchunk, nstate, W}, u.options());
@@ -500,13 +529,15 @@ std::vector<at::Tensor> scan_forward(const at::Tensor& u, const at::Tensor& delt
   return {out, ckpt, last};
 }
 
-// Returns (du, ddelta, dA, dB, dC, dD, dz, ddelta_bias); entries for absent optional inputs are empty.
+// Returns (du, ddelta, dA, dB, dC, dD, dz, ddelta_bias, dinitial_state); entries for absent optional
+// inputs are empty.
 std::vector<at::Tensor> scan_backward(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
                                       const at::Tensor& B, const at::Tensor& C,
                                       const c10::optional<at::Tensor>& D, const c10::optional<at::Tensor>& z,
-                                      const c10::optional<at::Tensor>& delta_bias, bool softplus,
+                                      const c10::optional<at::Tensor>& delta_bias,
+                                      const c10::optional<at::Tensor>& initial_state, bool softplus,
                                       const at::Tensor& checkpoints, const at::Tensor& dout) {
-  check_inputs(u, delta, A, B, C, D, z, delta_bias);
+  check_inputs(u, delta, A, B, C, D, z, delta_bias, initial_state);
   TORCH_CHECK(dout.sizes() == u.sizes() && time_contiguous(dout) && dout.scalar_type() == u.scalar_type(),
               "dout must be (batch, dim, len) with the dtype of u");
   const auto batch = u.size(0), dim = u.size(1), len = u.size(2), nstate = A.size(1);
@@ -518,11 +549,12 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& u, const at::Tensor& del
   at::Tensor dA_part = at::empty({batch, dim, nstate}, opts);
   at::Tensor dD_part = at::empty({batch, dim}, opts);
   at::Tensor dbias_part = at::empty({batch, dim}, opts);
+  at::Tensor dh0 = initial_state ? at::empty({batch, dim, nstate}, opts) : at::Tensor();
   at::Tensor dB_thread = at::zeros({threads, batch, nstate, len}, opts);
   at::Tensor dC_thread = at::zeros({threads, batch, nstate, len}, opts);
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_cpu_backward", [&] {
     constexpr int64_t W = Vectorized<scalar_t>::size();
-    const auto args = make_args<scalar_t>(u, delta, A, B, C, D, z, delta_bias, softplus);
+    const auto args = make_args<scalar_t>(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus);
     GradArgs<scalar_t> g;
     g.dout = dout.data_ptr<scalar_t>();
     g.dout_sb = dout.stride(0);
@@ -533,6 +565,7 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& u, const at::Tensor& del
     g.dA_part = dA_part.data_ptr<scalar_t>();
     g.dD_part = dD_part.data_ptr<scalar_t>();
     g.dbias_part = dbias_part.data_ptr<scalar_t>();
+    g.dh0 = initial_state ? dh0.data_ptr<scalar_t>() : nullptr;
     g.dB_thread = dB_thread.data_ptr<scalar_t>();
     g.dC_thread = dC_thread.data_ptr<scalar_t>();
     const scalar_t* ckpt_p = checkpoints.data_ptr<scalar_t>();
@@ -557,7 +590,7 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& u, const at::Tensor& del
   at::Tensor dC = dC_thread.sum(0);
   at::Tensor dD = D ? dD_part.sum(0) : at::Tensor();
   at::Tensor dbias = delta_bias ? dbias_part.sum(0) : at::Tensor();
-  return {du, ddelta, dA, dB, dC, dD, dz, dbias};
+  return {du, ddelta, dA, dB, dC, dD, dz, dbias, dh0};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {

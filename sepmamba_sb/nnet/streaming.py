@@ -1,0 +1,104 @@
+"""Strided and transposed convolutions on a stream: each chunk's output, concatenated, equals the
+output of the whole signal at once.
+
+A strided conv (kernel ``k``, stride ``s``, left padding ``p``) keeps the inputs its next frames need
+(initially ``p`` zeros) and makes a frame as soon as its ``k`` inputs have arrived. A transposed conv
+emits the ``s`` samples of each new frame that no later frame touches, and keeps the overlap-add tail
+(``k - s`` samples) that the next frame completes. Both take and return channel-first tensors
+(batch, channels, time) and accept chunks of any length, including empty ones.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def stream_frames(length: int, kernel_size: int, stride: int, left_pad: int) -> int:
+    """Frames a strided conv has made once ``length`` inputs of a stream have arrived.
+
+    Parameters
+    ----------
+    length : int
+        Inputs so far.
+    kernel_size, stride, left_pad : int
+        The conv's, ``left_pad`` being the zeros in front of the stream.
+
+    Returns
+    -------
+    int
+        ``(left_pad + length - kernel_size) // stride + 1``, or 0 before the first frame.
+    """
+    filled = left_pad + length
+    return (filled - kernel_size) // stride + 1 if filled >= kernel_size else 0
+
+
+def _plain(conv: nn.Module, name: str) -> tuple[int, int]:
+    """Kernel size and stride of a conv with no padding, dilation or groups (what the streams handle)."""
+    output_padding = getattr(conv, "output_padding", (0,))
+    if conv.padding != (0,) or conv.dilation != (1,) or conv.groups != 1 or output_padding != (0,):
+        raise ValueError(f"{name}: streaming handles unpadded, undilated, ungrouped convs only")
+    return conv.kernel_size[0], conv.stride[0]
+
+
+def strided_conv_stream(conv: nn.Conv1d, x: torch.Tensor, pending: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frames of ``conv`` that the new inputs complete.
+
+    Parameters
+    ----------
+    conv : nn.Conv1d
+        Unpadded (a left padding is the zeros ``pending`` starts with).
+    x : torch.Tensor
+        New inputs, (batch, C_in, n), n >= 0.
+    pending : torch.Tensor
+        Inputs kept from before, starting at the next frame's first input, (batch, C_in, m).
+
+    Returns
+    -------
+    (torch.Tensor, torch.Tensor)
+        The new frames (batch, C_out, f) and the inputs to keep for the next call.
+    """
+    kernel, stride = _plain(conv, "strided_conv_stream")
+    x = torch.cat([pending, x], dim=-1)
+    frames = stream_frames(x.shape[-1], kernel, stride, 0)
+    if frames == 0:
+        return x.new_zeros(x.shape[0], conv.out_channels, 0), x
+    return conv(x[..., : (frames - 1) * stride + kernel]), x[..., frames * stride:]
+
+
+def transposed_conv_stream(conv: nn.ConvTranspose1d, x: torch.Tensor,
+                           tail: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The output samples of ``conv`` that the new frames complete.
+
+    Parameters
+    ----------
+    conv : nn.ConvTranspose1d
+        Unpadded, kernel ``k`` >= stride ``s``.
+    x : torch.Tensor
+        New frames, (batch, C_in, f), f >= 0.
+    tail : torch.Tensor
+        The earlier frames' overlap-add contributions (without bias) to samples not yet output,
+        (batch, C_out, k - s); zeros at the start.
+
+    Returns
+    -------
+    (torch.Tensor, torch.Tensor)
+        ``s * f`` new samples (batch, C_out, s * f) and the new tail.
+    """
+    kernel, stride = _plain(conv, "transposed_conv_stream")
+    frames = x.shape[-1]
+    if frames == 0:
+        return tail.new_zeros(tail.shape[0], conv.out_channels, 0), tail
+    y = F.conv_transpose1d(x, conv.weight, None, stride)  # (batch, C_out, (f - 1) s + k)
+    overlap = tail.shape[-1]
+    y = torch.cat([y[..., :overlap] + tail, y[..., overlap:]], dim=-1)
+    out = y[..., : frames * stride]
+    if conv.bias is not None:
+        out = out + conv.bias.unsqueeze(-1)
+    return out, y[..., frames * stride:]
+
+
+def take(queue: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``count`` time steps of a (batch, C, t) queue, and the rest."""
+    return queue[..., :count], queue[..., count:]
