@@ -191,6 +191,25 @@ def test_cpu_kernel_reads_strided_inputs_without_change():
     assert torch.equal(strided, dense)
 
 
+def test_cpu_kernel_reads_B_and_C_with_any_time_stride():
+    """B and C as x_proj makes them, (batch, len, nstate) viewed as (batch, nstate, len), are read in
+    place: the same output and gradients as dense copies."""
+    inputs = make_inputs(2, DIM, 150, 16, **OPTIONS["mamba"], seed=9)
+    dense = {k: v.clone().requires_grad_() for k, v in inputs.items()}
+    time_major = {k: v.transpose(1, 2).contiguous().requires_grad_() for k, v in inputs.items() if k in ("B", "C")}
+    views = {**dense, **{k: v.transpose(1, 2) for k, v in time_major.items()}}
+    assert views["B"].stride(-1) == 16
+    grad_out = torch.randn(2, DIM, 150)
+    outs = []
+    for leaves in (dense, views):
+        out = selective_scan(*(leaves[k] for k in NAMES), delta_softplus=True, backend="cpu")
+        out.backward(grad_out)
+        outs.append(out)
+    assert torch.equal(outs[0], outs[1])
+    for k in ("B", "C"):
+        assert torch.allclose(dense[k].grad, time_major[k].grad.transpose(1, 2), rtol=1e-6, atol=1e-6), k
+
+
 def test_single_step_views_with_any_time_stride():
     """len == 1 views (the deepest U-Net level of a short input) may carry any stride on time."""
     inputs = make_inputs(2, DIM, 1, 16, **OPTIONS["mamba"], seed=8)

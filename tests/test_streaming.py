@@ -80,6 +80,14 @@ def test_conv_and_mamba_stack_continue_a_stream():
         y, state = causal_conv1d(x[..., start:end], weight, bias, initial_states=state, return_final_states=True)
         parts.append(y)
     assert torch.allclose(torch.cat(parts, -1), whole, atol=1e-6)
+    # with a gradient wanted, the differentiable multiply-adds instead of the C++ one-pass conv
+    leaf = x.clone().requires_grad_()
+    y, state = causal_conv1d(leaf[..., :20], weight, bias, initial_states=torch.zeros(2, 12, 3),
+                             return_final_states=True)
+    y = torch.cat([y, causal_conv1d(leaf[..., 20:], weight, bias, initial_states=state)], -1)
+    assert torch.allclose(y, whole, atol=1e-6)
+    y.sum().backward()
+    assert leaf.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="initial_states must be"):
         causal_conv1d(x, weight, bias, initial_states=torch.zeros(2, 12, 4))
 

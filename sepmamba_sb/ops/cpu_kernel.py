@@ -169,8 +169,8 @@ def _forward(inputs, delta_softplus, save_checkpoints, return_last_state):
         _time_contiguous(u, ctype),
         _time_contiguous(delta, ctype),
         _vector(A, ctype),
-        _time_contiguous(B, ctype),
-        _time_contiguous(C, ctype),
+        B.to(ctype),  # any strides: the kernel reads one value of B and C per step and state
+        C.to(ctype),
         _vector(D, ctype),
         _time_contiguous(z, ctype),
         _vector(delta_bias, ctype),
@@ -200,6 +200,19 @@ class _CpuSelectiveScan(torch.autograd.Function):
         grads = load().backward(*args, ctx.delta_softplus, checkpoints, dout)
         grads = [None if g is None else g.to(dt) for g, dt in zip(grads, ctx.in_dtypes, strict=True)]
         return (*grads, None, None)
+
+
+def causal_conv1d_stream_cpu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                             initial_states: torch.Tensor, silu: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Depthwise causal conv of a stream's chunk with the C++ kernel, forward only (no autograd).
+
+    Arguments and results as :func:`sepmamba_sb.ops.causal_conv1d` with ``initial_states`` and
+    ``return_final_states=True``; computed in ``x``'s dtype (float32 or float64).
+    """
+    dtype = x.dtype
+    y, final_states = load().conv_forward(_time_contiguous(x, dtype), weight.to(dtype).contiguous(),
+                                          _vector(bias, dtype), initial_states.to(dtype).contiguous(), silu)
+    return y, final_states
 
 
 def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,

@@ -5,7 +5,8 @@
 //   h_t    = exp(delta'_t * A) * h_{t-1} + delta'_t * B_t * u_t     (h_{-1} = initial_state, else 0)
 //   y_t    = <C_t, h_t> + D * u_t
 //   out_t  = y_t * silu(z_t)                          (when z is given)
-// Shapes: u, delta, z, out (batch, dim, len); A (dim, nstate); B, C (batch, nstate, len);
+// Shapes: u, delta, z, out (batch, dim, len), time dense; A (dim, nstate); B, C (batch, nstate, len),
+// any strides (the (batch, len, nstate) layout x_proj makes is read in place);
 // D, delta_bias (dim); initial_state and the last state (batch, dim, nstate). The initial state lets a
 // stream continue a scan chunk by chunk; its gradient is the adjoint state left after the first step.
 //
@@ -27,6 +28,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <vector>
 
 namespace {
@@ -49,7 +51,7 @@ struct ScanArgs {
   const scalar_t* delta_bias = nullptr;  // may be null
   const scalar_t* h0 = nullptr;          // initial state (batch, dim, nstate), contiguous; may be null
   int64_t u_sb = 0, u_sd = 0, delta_sb = 0, delta_sd = 0, z_sb = 0, z_sd = 0;
-  int64_t B_sb = 0, B_sn = 0, C_sb = 0, C_sn = 0;
+  int64_t B_sb = 0, B_sn = 0, B_st = 1, C_sb = 0, C_sn = 0, C_st = 1;  // B and C: any strides
   bool softplus = false;
 };
 
@@ -240,8 +242,8 @@ struct Block {
   Vec step(StateVecs<Vec, kN>& h, const Vec& x, const Vec& dt, int64_t t, Visit&& visit) const {
     const Vec dtx = dt * x;
     Vec y = D * x;
-    const scalar_t* Bt = Bb + t;
-    const scalar_t* Ct = Cb + t;
+    const scalar_t* Bt = Bb + t * a.B_st;
+    const scalar_t* Ct = Cb + t * a.C_st;
     for (int64_t n = 0; n < N; ++n) {
       const Vec decay = vexp(dt * A[n]);
       h[n] = at::vec::fmadd(decay, h[n], dtx * Vec(Bt[n * a.B_sn]));
@@ -369,8 +371,8 @@ void backward_block(const ScanArgs<scalar_t>& a, const GradArgs<scalar_t>& g, co
       Vec du = blk_.D * gy;
       Vec ddt(scalar_t(0));
       const Vec dtx = dt * x;
-      const scalar_t* Bt = blk_.Bb + t0 + t;
-      const scalar_t* Ct = blk_.Cb + t0 + t;
+      const scalar_t* Bt = blk_.Bb + (t0 + t) * a.B_st;
+      const scalar_t* Ct = blk_.Cb + (t0 + t) * a.C_st;
       const scalar_t* dec = decays.data() + t * N * W;
       const scalar_t* st = states.data() + (t + 1) * N * W;
       const scalar_t* st_prev = states.data() + t * N * W;
@@ -424,8 +426,7 @@ void check_inputs(const at::Tensor& u, const at::Tensor& delta, const at::Tensor
     TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor");
   };
   for (auto* t : {&delta, &A, &B, &C}) same(*t, "every input");
-  TORCH_CHECK(time_contiguous(u) && time_contiguous(delta) && time_contiguous(B) && time_contiguous(C),
-              "time must be the innermost (stride 1) dimension");
+  TORCH_CHECK(time_contiguous(u) && time_contiguous(delta), "u and delta: time must be the innermost (stride 1) dimension");
   TORCH_CHECK(A.is_contiguous(), "A must be contiguous");
   if (D) { same(*D, "D"); TORCH_CHECK(D->dim() == 1 && D->size(0) == dim && D->is_contiguous(), "D must be (dim,)"); }
   if (delta_bias) {
@@ -471,8 +472,10 @@ ScanArgs<scalar_t> make_args(const at::Tensor& u, const at::Tensor& delta, const
   }
   a.B_sb = B.stride(0);
   a.B_sn = B.stride(1);
+  a.B_st = B.stride(2);
   a.C_sb = C.stride(0);
   a.C_sn = C.stride(1);
+  a.C_st = C.stride(2);
   a.softplus = softplus;
   return a;
 }
@@ -593,9 +596,65 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& u, const at::Tensor& del
   return {du, ddelta, dA, dB, dC, dD, dz, dbias, dh0};
 }
 
+// Depthwise causal conv of a stream's chunk (forward only): y[b, d, t] = act(bias[d] + sum_k w[d, k] *
+// xp[b, d, t + k]) with xp = [initial (W - 1 samples), x]; also returns xp's last W - 1 samples. One
+// pass over the chunk instead of a concatenation and W multiply-adds (the Mamba block's conv on a stream).
+std::vector<at::Tensor> conv_forward(const at::Tensor& x, const at::Tensor& weight,
+                                     const c10::optional<at::Tensor>& bias, const at::Tensor& initial, bool silu) {
+  TORCH_CHECK(x.device().is_cpu() && x.dim() == 3 && time_contiguous(x), "conv: x must be (batch, dim, len), time dense");
+  const auto batch = x.size(0), dim = x.size(1), len = x.size(2);
+  TORCH_CHECK(weight.dim() == 2 && weight.size(0) == dim && weight.is_contiguous() &&
+                  weight.scalar_type() == x.scalar_type(), "conv: weight must be contiguous (dim, W), x's dtype");
+  const auto width = weight.size(1);
+  TORCH_CHECK(initial.dim() == 3 && initial.size(0) == batch && initial.size(1) == dim && initial.size(2) == width - 1 &&
+                  initial.is_contiguous() && initial.scalar_type() == x.scalar_type(),
+              "conv: initial must be contiguous (batch, dim, W - 1), x's dtype");
+  if (bias) TORCH_CHECK(bias->dim() == 1 && bias->size(0) == dim && bias->is_contiguous() &&
+                            bias->scalar_type() == x.scalar_type(), "conv: bias must be (dim,), x's dtype");
+  at::Tensor y = at::empty({batch, dim, len}, x.options());
+  at::Tensor final_states = at::empty({batch, dim, width - 1}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "causal_conv_cpu_forward", [&] {
+    using Vec = Vectorized<scalar_t>;
+    constexpr int64_t W = Vec::size();
+    const scalar_t* xp_ = x.data_ptr<scalar_t>();
+    const scalar_t* w = weight.data_ptr<scalar_t>();
+    const scalar_t* bp = bias ? bias->data_ptr<scalar_t>() : nullptr;
+    const scalar_t* init = initial.data_ptr<scalar_t>();
+    scalar_t* yp = y.data_ptr<scalar_t>();
+    scalar_t* fp = final_states.data_ptr<scalar_t>();
+    const int64_t sb = x.stride(0), sd = x.stride(1), pad = width - 1;
+    at::parallel_for(0, batch * dim, 16, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> row(pad + len + W);
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t b = r / dim, d = r % dim;
+        std::copy(init + r * pad, init + (r + 1) * pad, row.begin());
+        std::copy(xp_ + b * sb + d * sd, xp_ + b * sb + d * sd + len, row.begin() + pad);
+        std::copy(row.begin() + len, row.begin() + len + pad, fp + r * pad);
+        const scalar_t* wd = w + d * width;
+        const Vec b0(bp ? bp[d] : scalar_t(0));
+        scalar_t* out = yp + r * len;
+        int64_t t = 0;
+        for (; t + W <= len; t += W) {
+          Vec acc = b0;
+          for (int64_t k = 0; k < width; ++k) acc = at::vec::fmadd(Vec(wd[k]), Vec::loadu(row.data() + t + k), acc);
+          if (silu) acc = acc * vsigmoid(acc);
+          acc.store(out + t);
+        }
+        for (; t < len; ++t) {
+          scalar_t acc = bp ? bp[d] : scalar_t(0);
+          for (int64_t k = 0; k < width; ++k) acc += wd[k] * row[t + k];
+          out[t] = silu ? acc / (scalar_t(1) + std::exp(-acc)) : acc;
+        }
+      }
+    });
+  });
+  return {y, final_states};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "sepmamba_sb selective scan, CPU kernels";
   m.def("forward", &scan_forward, "selective scan forward (CPU)");
   m.def("backward", &scan_backward, "selective scan backward (CPU)");
+  m.def("conv_forward", &conv_forward, "depthwise causal conv of a chunk, from initial states (CPU, forward only)");
   m.attr("chunk") = kChunk;
 }
