@@ -1,14 +1,18 @@
 """Streaming separation: the scan's initial state, the stateful conv and Mamba pieces, causal SepMamba
 chunk by chunk (equal to offline, or to offline delayed by the look-ahead), the inference API and CLI."""
 
+import csv
 import os
 import random
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import REPO
 
 from sepmamba_sb.cli import main as cli_main
 from sepmamba_sb.inference import SepMambaSeparation, export
@@ -338,3 +342,26 @@ def test_cli_stream_writes_the_offline_files_and_reports_speed(folders, tmp_path
     assert "cannot stream" in capsys.readouterr().err
     assert cli_main([*args, "--stream", "--chunk-seconds", "5", "--quiet"]) == 2
     assert "--stream runs one stream per file" in capsys.readouterr().err
+
+
+def test_streaming_benchmark_quick_run_writes_table_csv_and_readme_section(tmp_path):
+    """benchmarks/streaming.py --quick: the table's shape, latencies that add the look-ahead, the README
+    section (not the speed)."""
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- streaming-cpu:begin -->\nold\n<!-- streaming-cpu:end -->\nb\n")
+    done = subprocess.run([sys.executable, "benchmarks/streaming.py", "--quick", "--out", str(tmp_path / "out"),
+                           "--readme", str(readme)], cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    md = (tmp_path / "out" / "streaming-cpu.md").read_text()
+    assert md.startswith("`python benchmarks/streaming.py --quick")
+    assert readme.read_text() == f"a\n<!-- streaming-cpu:begin -->\n{md}<!-- streaming-cpu:end -->\nb\n"
+    with open(tmp_path / "out" / "streaming-cpu.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["variant"], float(r["chunk_ms"])) for r in rows] == [(v, ms) for v in ("strict", "paper")
+                                                                   for ms in (8, 16, 32, 64)]
+    for r in rows:
+        assert 0 < float(r["median_ms"]) <= float(r["p95_ms"])
+        assert float(r["latency_ms"]) == pytest.approx(float(r["chunk_ms"]) + 1000 * int(r["lookahead"]) / 8000)
+        assert int(r["lookahead"]) == (0 if r["variant"] == "strict" else 105)
+    assert "Smallest chunk with a real-time factor under 1" in md
