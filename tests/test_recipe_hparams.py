@@ -40,7 +40,15 @@ def test_loads_with_a_header_box_and_a_data_folder_placeholder(path):
 
 
 # the paper's configurations, in the package's files, give the paper's parameter counts
-PAPER_PARAMS = {"sepmamba.yaml": 7_253_826, "sepmamba-M.yaml": 22_249_090, "sepmamba-causal.yaml": 7_253_826}
+PAPER_PARAMS = {"sepmamba.yaml": 7_253_826, "sepmamba-M.yaml": 22_249_090, "sepmamba-causal.yaml": 7_253_826,
+                "sepmamba-causal-strict.yaml": 7_253_826}
+
+
+@pytest.mark.parametrize("name, lookahead", [("sepmamba-causal.yaml", 105), ("sepmamba-causal-strict.yaml", 0)])
+def test_causal_recipes_stream_with_their_lookahead(name, lookahead):
+    with open(WSJ0MIX / "separation" / "hparams" / name, encoding="utf-8") as f:
+        hparams = load_hyperpyyaml(f, {"data_folder": "-", "model_config": {"dim": 8, "num_blocks": 1}})
+    assert hparams["sepmamba"].make_streaming_context(1).delay == lookahead
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_PARAMS))
