@@ -200,8 +200,8 @@ def main(argv=None) -> int:
                  f"{', '.join(f'{ms:g}' for ms in RTF_SEARCH_MS)} ms): "
                  + (f"{min(fast):g} ms (RTF {found[str(min(fast))]['rtf']:.2f})" if fast else "none"))
     if args.flat_minutes > 0:
-        result = run_probe(first, "strict", args.threads[0], "flat", args)
-        notes.append(f"Resident memory streaming {first} strict in 32 ms chunks ({args.threads[0]} thread(s)): "
+        result = run_probe(first, "strict", args.threads[-1], "flat", args)
+        notes.append(f"Resident memory streaming {first} strict in 32 ms chunks ({args.threads[-1]} thread(s)): "
                      f"{result['rss_10s_mb']:.1f} MB after 10 s, {result['rss_end_mb']:.1f} MB after "
                      f"{args.flat_minutes:g} min ({100 * (result['rss_end_mb'] / result['rss_10s_mb'] - 1):+.2f} %)")
 
