@@ -45,13 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def stream_file(model, path: Path, chunk_ms: float) -> tuple[torch.Tensor, dict]:
+def stream_file(model, path: Path, chunk_ms: float, progress: bool = True) -> tuple[torch.Tensor, dict]:
     """Separate ``path`` as a stream; return the estimates [T, S] aligned with the file (the look-ahead
     removed) and the timing: ``rtf`` (compute time / audio time), ``latency_ms`` (chunk + look-ahead)."""
+    from tqdm import tqdm
+
+    from sepmamba_sb.audio import audio_info
+
     context = model.make_streaming_context()
     chunks, start = [], time.perf_counter()
-    for chunk in model.separate_file_streaming(path, chunk_ms, context):
-        chunks.append(chunk[0])
+    seconds = audio_info(path).frames / model.hparams.sample_rate
+    with tqdm(total=round(seconds, 2), desc=f"streaming {path.name}", unit="s", disable=not progress) as bar:
+        for chunk in model.separate_file_streaming(path, chunk_ms, context):
+            chunks.append(chunk[0])
+            bar.update(min(chunk.shape[1] / model.hparams.sample_rate, bar.total - bar.n))
     seconds = time.perf_counter() - start
     est = torch.cat(chunks)[context.delay:]
     rate = model.hparams.sample_rate
@@ -89,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rate = audio_info(path).samplerate
             if args.stream:
-                sources, timing = stream_file(model, path, args.chunk_ms)
+                sources, timing = stream_file(model, path, args.chunk_ms, progress=not args.quiet)
                 sources = fit_to_mixture(sources[None], read_audio(path)[0][None])[0]
                 if not args.quiet:
                     print(f"{path}: streamed in {args.chunk_ms:g} ms chunks, real-time factor {timing['rtf']:.3f}, "

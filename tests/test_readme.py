@@ -33,3 +33,10 @@ def test_masking_yaml_builds_the_contract_triple():
     assert isinstance(encoder, Encoder) and isinstance(masknet, MaskNet) and isinstance(decoder, Decoder)
     with torch.no_grad():
         assert separate(encoder, masknet, decoder, torch.randn(2, 700), 2).shape == (2, 700, 2)
+
+
+def test_streaming_example_streams_a_strictly_causal_model():
+    scope = {}
+    exec(readme_example("streaming.py"), scope)
+    assert scope["est"].shape == (1, 256, 2) and scope["context"].delay == 0
+    assert scope["context"].out.shape[-1] < 8  # at most a frame computed ahead waits in the queue

@@ -192,9 +192,15 @@ class MaskingSeparator(nn.Module):
         -------
         StreamingContext
             Zero states; ``delay`` is the look-ahead in samples (0 with a strictly causal Encoder and MaskNet).
+
+        Raises
+        ------
+        ValueError
+            For modules that are not SepMamba's, a bidirectional MaskNet, or an Encoder and MaskNet that
+            disagree on ``strict_causal``.
         """
         encoder, masknet, decoder = self._stream_parts()
-        if encoder.left_pad > 0 and not masknet.strict_causal or encoder.left_pad == 0 and masknet.strict_causal:
+        if (encoder.left_pad > 0) != masknet.strict_causal:
             raise ValueError("the Encoder's strict_causal and the MaskNet's differ: set both (a strictly causal "
                              "model) or neither (the paper's causal model)")
         body = masknet.make_body_context(batch_size)

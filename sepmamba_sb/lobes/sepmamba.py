@@ -105,6 +105,11 @@ class SepMamba(SepMambaUNet):
         -------
         StreamingContext
             Zero states; its ``delay`` is the model's look-ahead in samples (0 when ``strict_causal``).
+
+        Raises
+        ------
+        ValueError
+            For a bidirectional model (``causal=False``), saying why it cannot stream.
         """
         body = self.make_body_context(batch_size)
         tail = self.decoder.weight.new_zeros(batch_size, self.num_spks, self.kernel_sizes[0] - self.strides[0])

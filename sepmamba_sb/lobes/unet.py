@@ -278,9 +278,11 @@ class SepMambaUNet(nn.Module):
             ready = min(context.ups[j].shape[-1], skips[level].shape[-1])
             up, context.ups[j] = take(context.ups[j], ready)
             skip, skips[level] = take(skips[level], ready)
-            x = block.act(block.conv1d_fusion(torch.cat([skip, up], dim=1))) if ready else skip
             if ready:
+                x = block.act(block.conv1d_fusion(torch.cat([skip, up], dim=1)))
                 x = block.mamba_layer(x, context.up[j])
+            else:
+                x = skip  # no frame at this level yet: (B, C_level, 0)
         return x
 
     def streamed_frames(self, length: int) -> int:

@@ -64,7 +64,14 @@ def strided_conv_stream(conv: nn.Conv1d, x: torch.Tensor, pending: torch.Tensor)
     frames = stream_frames(x.shape[-1], kernel, stride, 0)
     if frames == 0:
         return x.new_zeros(x.shape[0], conv.out_channels, 0), x
-    return conv(x[..., : (frames - 1) * stride + kernel]), x[..., frames * stride:]
+    # one GEMM with the wide side on the output channels: a chunk has few frames, and a GEMM as narrow
+    # as its frame count runs up to 3x slower (what conv1d's im2col does)
+    patches = x[..., : (frames - 1) * stride + kernel].unfold(-1, kernel, stride)  # (batch, C_in, f, k)
+    patches = patches.transpose(1, 2).reshape(x.shape[0], frames, -1)  # (batch, f, C_in * k)
+    out = torch.matmul(patches, conv.weight.view(conv.out_channels, -1).t()).transpose(1, 2)
+    if conv.bias is not None:
+        out = out + conv.bias.unsqueeze(-1)
+    return out, x[..., frames * stride:]
 
 
 def transposed_conv_stream(conv: nn.ConvTranspose1d, x: torch.Tensor,
@@ -87,10 +94,20 @@ def transposed_conv_stream(conv: nn.ConvTranspose1d, x: torch.Tensor,
         ``s * f`` new samples (batch, C_out, s * f) and the new tail.
     """
     kernel, stride = _plain(conv, "transposed_conv_stream")
-    frames = x.shape[-1]
+    frames, batch, channels = x.shape[-1], x.shape[0], conv.out_channels
     if frames == 0:
-        return tail.new_zeros(tail.shape[0], conv.out_channels, 0), tail
-    y = F.conv_transpose1d(x, conv.weight, None, stride)  # (batch, C_out, (f - 1) s + k)
+        return tail.new_zeros(batch, channels, 0), tail
+    # Each frame's k output taps from one GEMM (wide on C_out * k: conv_transpose1d's narrow GEMM is up to
+    # 7x slower on a chunk's few frames), then overlap-added: tap j = q s + r of frame i lands on sample
+    # (i + q) s + r, so each shift q adds one (frames, s) block per channel.
+    shifts = -(-kernel // stride)
+    taps = torch.matmul(x.transpose(1, 2), conv.weight.view(conv.in_channels, -1))  # (batch, f, C_out * k)
+    taps = F.pad(taps.view(batch, frames, channels, kernel), (0, shifts * stride - kernel))
+    taps = taps.view(batch, frames, channels, shifts, stride).permute(0, 2, 3, 1, 4)  # (batch, C_out, q, f, s)
+    y = x.new_zeros(batch, channels, frames + shifts, stride)
+    for q in range(shifts):
+        y[:, :, q:q + frames] += taps[:, :, q]
+    y = y.view(batch, channels, -1)[..., : (frames - 1) * stride + kernel]  # (batch, C_out, (f - 1) s + k)
     overlap = tail.shape[-1]
     y = torch.cat([y[..., :overlap] + tail, y[..., overlap:]], dim=-1)
     out = y[..., : frames * stride]
