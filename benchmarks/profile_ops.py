@@ -5,13 +5,16 @@ Usage::
     python benchmarks/profile_ops.py                                  # SepMamba S, SepFormer, Conv-TasNet
     python benchmarks/profile_ops.py --models sepmamba-S --seconds 4 --threads 2 --top 15
     python benchmarks/profile_ops.py --output benchmarks/results/profile-cpu.md
+    python benchmarks/profile_ops.py --models sepmamba-S-causal --stream-ms 32 --threads 1   # one stream chunk
 
 For each model of the registry (``benchmarks/registry.py``), at its own sample rate, one warm-up
 pass, then ``--passes`` profiled ``torch.no_grad`` forward passes of a batch of one ``--seconds``
 mixture on the CPU. It prints, per pass: the wall time, the self CPU time of each kind of operator
 (matrix products, convolutions, the selective scan, element-wise and normalisation work, copies and
 layout changes, the rest) and the ``--top`` operators by self CPU time. Explains the targets of
-``efficiency.py`` that a model misses.
+``efficiency.py`` that a model misses. With ``--stream-ms``, a causal SepMamba's ``forward_streaming`` on
+chunks of that length (after 20 warm-up chunks) takes the pass's place: where ``benchmarks/streaming.py``'s
+time per chunk goes.
 """
 
 from __future__ import annotations
@@ -54,27 +57,34 @@ def kind_of(name: str) -> str:
     return "other"
 
 
-def profile_model(name: str, seconds: float, passes: int, top: int) -> list[str]:
+def profile_model(name: str, seconds: float, passes: int, top: int, stream_ms: float | None = None) -> list[str]:
     model, entry = build(name, torch.device("cpu"))
     model.eval()
-    mix = torch.randn(1, int(seconds * entry.sample_rate))
+    if stream_ms is None:
+        mix = torch.randn(1, int(seconds * entry.sample_rate))
+        run, warmup, unit = (lambda: model(mix)), 1, "pass"
+    else:
+        context = model.make_streaming_context(1)
+        chunk = torch.randn(1, max(1, round(stream_ms * entry.sample_rate / 1000)))
+        run, warmup, unit = (lambda: model.forward_streaming(chunk, context)), 20, f"{stream_ms:g} ms chunk"
     with torch.no_grad():
-        model(mix)  # warm-up
+        for _ in range(warmup):
+            run()
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             start = time.perf_counter()
             for _ in range(passes):
-                model(mix)
+                run()
             wall_ms = (time.perf_counter() - start) * 1000 / passes
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     by_kind = defaultdict(float)
     for event in events:
         by_kind[kind_of(event.key)] += event.self_cpu_time_total / 1000 / passes
     profiled = sum(by_kind.values())
-    lines = [f"### {name}: {wall_ms:.0f} ms per pass ({profiled:.0f} ms of operator self time)", "",
-             "| kind | ms per pass | share |", "|---|---|---|"]
+    lines = [f"### {name}: {wall_ms:.1f} ms per {unit} ({profiled:.1f} ms of operator self time)", "",
+             f"| kind | ms per {unit} | share |", "|---|---|---|"]
     for kind, ms in sorted(by_kind.items(), key=lambda item: -item[1]):
-        lines.append(f"| {kind} | {ms:.0f} | {100 * ms / profiled:.0f}% |")
-    lines += ["", "| operator | kind | calls per pass | ms per pass | share |", "|---|---|---|---|---|"]
+        lines.append(f"| {kind} | {ms:.1f} | {100 * ms / profiled:.0f}% |")
+    lines += ["", f"| operator | kind | calls per {unit} | ms per {unit} | share |", "|---|---|---|---|---|"]
     for event in sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]:
         ms = event.self_cpu_time_total / 1000 / passes
         lines.append(f"| `{event.key}` | {kind_of(event.key)} | {event.count // passes} | {ms:.1f} "
@@ -91,9 +101,13 @@ def main(argv=None) -> int:
     parser.add_argument("--passes", type=int, default=3, help="profiled forward passes per model (default 3)")
     parser.add_argument("--top", type=int, default=12, help="operators listed per model (default 12)")
     parser.add_argument("--output", help="also write the tables to this markdown file")
+    parser.add_argument("--stream-ms", type=float, help="profile forward_streaming on chunks of this length (causal "
+                        "SepMambas) instead of whole passes")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.threads <= 0 or args.passes <= 0 or args.top <= 0:
         parser.error("--seconds, --threads, --passes and --top must be positive")
+    if args.stream_ms is not None and args.stream_ms <= 0:
+        parser.error("--stream-ms must be positive")
     torch.set_num_threads(args.threads)
 
     from sepmamba_sb.profiling import machine_description
@@ -101,11 +115,13 @@ def main(argv=None) -> int:
     unknown = [m for m in args.models if m not in entries()]
     if unknown:
         parser.error(f"unknown models {unknown}; choose from {', '.join(entries())}")
-    lines = [f"Self CPU time per forward pass, {args.seconds:g} s at {rates(args.models)}, batch 1, torch.no_grad, "
-             f"mean of {args.passes} profiled passes. Machine: {machine_description('cpu')}.", ""]
+    what = (f"forward pass, {args.seconds:g} s" if args.stream_ms is None else
+            f"streamed chunk of {args.stream_ms:g} ms (forward_streaming)")
+    lines = [f"Self CPU time per {what} at {rates(args.models)}, batch 1, torch.no_grad, "
+             f"mean of {args.passes} profiled calls. Machine: {machine_description('cpu')}.", ""]
     for name in args.models:
         print(f"profiling {name} ...", file=sys.stderr, flush=True)
-        lines += profile_model(name, args.seconds, args.passes, args.top)
+        lines += profile_model(name, args.seconds, args.passes, args.top, args.stream_ms)
     print_and_save("\n".join(lines).rstrip(), args.output)
     return 0
 

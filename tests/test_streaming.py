@@ -365,3 +365,16 @@ def test_streaming_benchmark_quick_run_writes_table_csv_and_readme_section(tmp_p
         assert float(r["latency_ms"]) == pytest.approx(float(r["chunk_ms"]) + 1000 * int(r["lookahead"]) / 8000)
         assert int(r["lookahead"]) == (0 if r["variant"] == "strict" else 105)
     assert "Smallest chunk with a real-time factor under 1" in md
+
+
+def test_profile_ops_profiles_one_stream_chunk():
+    """benchmarks/profile_ops.py --stream-ms: the per-chunk profile of a causal model, grouped by kind."""
+    done = subprocess.run([sys.executable, "benchmarks/profile_ops.py", "--models", "sepmamba-S-causal", "--stream-ms",
+                           "8", "--passes", "2", "--threads", "1"], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "per streamed chunk of 8 ms (forward_streaming)" in done.stdout
+    assert "### sepmamba-S-causal:" in done.stdout and "ms per 8 ms chunk" in done.stdout
+    calls = {line.split("|")[1].strip(): int(line.split("|")[3]) for line in done.stdout.splitlines()
+             if line.startswith("| `")}
+    assert calls["sepmamba_sb::selective_scan (cpu)"] == 40  # 5 Mamba layers of 8 blocks, one scan each
