@@ -375,6 +375,6 @@ def test_profile_ops_profiles_one_stream_chunk():
     assert done.returncode == 0, done.stderr[-3000:]
     assert "per streamed chunk of 8 ms (forward_streaming)" in done.stdout
     assert "### sepmamba-S-causal:" in done.stdout and "ms per 8 ms chunk" in done.stdout
-    calls = {line.split("|")[1].strip(): int(line.split("|")[3]) for line in done.stdout.splitlines()
+    calls = {line.split("|")[1].strip(" `"): int(line.split("|")[3]) for line in done.stdout.splitlines()
              if line.startswith("| `")}
     assert calls["sepmamba_sb::selective_scan (cpu)"] == 40  # 5 Mamba layers of 8 blocks, one scan each
