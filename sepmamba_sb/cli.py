@@ -9,7 +9,8 @@ model folder (nothing is written for a file that fails).
 ``--stream --chunk-ms 32`` (causal models) separates each file as a live stream would be, chunk by
 chunk in constant model memory, and reports the real-time factor (compute time / audio time) and the
 latency (one chunk plus the model's look-ahead). The files are written aligned with the input (the
-look-ahead removed); for a strictly causal model they equal the offline ones up to float round-off.
+look-ahead removed); for a strictly causal model and a file shorter than ``--chunk-seconds`` (one
+offline pass) they equal the offline ones up to float round-off.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def stream_file(model, path: Path, chunk_ms: float, progress: bool = True) -> tu
 
     context = model.make_streaming_context()
     chunks, start = [], time.perf_counter()
-    seconds = audio_info(path).frames / model.hparams.sample_rate
-    with tqdm(total=round(seconds, 2), desc=f"streaming {path.name}", unit="s", disable=not progress) as bar:
+    duration = audio_info(path).frames / model.hparams.sample_rate
+    with tqdm(total=round(duration, 2), desc=f"streaming {path.name}", unit="s", disable=not progress) as bar:
         for chunk in model.separate_file_streaming(path, chunk_ms, context):
             chunks.append(chunk[0])
             bar.update(min(chunk.shape[1] / model.hparams.sample_rate, bar.total - bar.n))
