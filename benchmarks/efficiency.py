@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch
 from registry import build, entries, rates
-from report import print_and_save, replace_readme_section
+from report import publish
 
 HERE = Path(__file__).resolve().parent
 # SepMamba S against SpeechBrain's separators on the CPU: (model, quantity, the ratio aimed at)
@@ -263,10 +263,7 @@ def main(argv=None) -> int:
         plot(rows, png, machine)
         where = os.path.relpath(png, (args.readme.resolve().parent if args.readme else out.resolve()))
         lines += ["", f"![inference time and peak memory against input length, {device.type}]({where})"]
-    table = "\n".join(lines)
-    print_and_save(table, str(stem.with_suffix(".md")))
-    if args.readme:
-        replace_readme_section(args.readme, f"efficiency-{device.type}", table)
+    publish("\n".join(lines), str(stem.with_suffix(".md")), args.readme, f"efficiency-{device.type}")
     return 0
 
 

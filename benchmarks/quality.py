@@ -31,7 +31,7 @@ RECIPE = REPO / "recipes" / "MiniMix"
 sys.path[:0] = [str(RECIPE), str(REPO)]
 
 from minimix_prepare import cache_dir, prepare_minimix  # noqa: E402
-from report import print_and_save, replace_readme_section  # noqa: E402
+from report import publish  # noqa: E402
 
 from sepmamba_sb.compare import compare  # noqa: E402
 from sepmamba_sb.inference import training_log  # noqa: E402
@@ -157,10 +157,8 @@ def main(argv=None) -> int:
     plot_path = args.plot or args.runs / "quality.png"
     plot_path.parent.mkdir(parents=True, exist_ok=True)
     plot(curves, plot_path, f"MiniMix: same data, seed and epochs\n{machine}")
-    print_and_save(body + footer, args.output)
+    publish(body + footer, args.output, args.readme, "quality")
     print(f"plot: {plot_path}")
-    if args.readme:
-        replace_readme_section(args.readme, "quality", body + footer)
     return 0
 
 

@@ -14,6 +14,13 @@ def print_and_save(table: str, output: str | None) -> None:
             f.write(table + "\n")
 
 
+def publish(table: str, output: str | None, readme: Path | None, section: str) -> None:
+    """Print ``table``, write it to ``output`` and, given a ``readme``, put it in that README's ``section``."""
+    print_and_save(table, output)
+    if readme:
+        replace_readme_section(readme, section, table)
+
+
 def replace_readme_section(readme: Path, name: str, body: str) -> None:
     """Put ``body`` between the README's ``<!-- <name>:begin -->`` and ``<!-- <name>:end -->`` lines."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"

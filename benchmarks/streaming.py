@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import torch
-from report import print_and_save, replace_readme_section
+from report import publish
 
 HERE = Path(__file__).resolve().parent
 RATE = 8000
@@ -104,13 +104,10 @@ def probe(args, device: torch.device) -> dict:
     return result
 
 
-def resident_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def flat(model, minutes: float, device: torch.device) -> dict:
     """Resident memory after 10 s and after ``minutes`` of streaming in 32 ms chunks."""
+    from sepmamba_sb.profiling import resident_bytes
+
     chunk = round(0.032 * RATE)
     context = model.make_streaming_context(1)
     block = torch.randn(1, chunk, device=device)
@@ -122,8 +119,8 @@ def flat(model, minutes: float, device: torch.device) -> dict:
         for i in tqdm(range(total), desc=f"streaming {minutes:g} min", unit="chunk", mininterval=10):
             model.forward_streaming(block, context)
             if i + 1 == round(10 * RATE / chunk):
-                early = resident_mb()
-    return {"rss_10s_mb": early, "rss_end_mb": resident_mb()}
+                early = resident_bytes() / 2**20
+    return {"rss_10s_mb": early, "rss_end_mb": resident_bytes() / 2**20}
 
 
 def run_probe(model: str, variant: str, threads: int, mode: str, args) -> dict:
@@ -225,10 +222,7 @@ def main(argv=None) -> int:
     lines += ["", "Latency: one chunk plus the look-ahead; compute time adds to it. Peak memory: resident memory "
               f"above the loaded model while streaming {args.memory_seconds:g} s in 32 ms chunks.", "",
               *(f"- {n}" for n in notes)]
-    table = "\n".join(lines)
-    print_and_save(table, str(stem.with_suffix(".md")))
-    if args.readme:
-        replace_readme_section(args.readme, f"streaming-{device.type}", table)
+    publish("\n".join(lines), str(stem.with_suffix(".md")), args.readme, f"streaming-{device.type}")
     return 0
 
 

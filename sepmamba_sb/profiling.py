@@ -175,6 +175,11 @@ def time_forward(model: nn.Module, num_samples: int, batch: int = 1, repeats: in
     return time_call(forward, device, repeats, warmup)
 
 
+def resident_bytes() -> int:
+    """This process's resident set now (Linux: ``VmRSS`` of ``/proc/self/status``)."""
+    return _status_kb("VmRSS") * 1024
+
+
 def _status_kb(field: str) -> int:
     with open("/proc/self/status") as status:
         for line in status:

@@ -190,11 +190,10 @@ class SepMambaUNet(nn.Module):
         )
 
     def frames(self, length: int, level: int) -> int:
-        """Frames that level ``level``'s conv makes from ``length`` samples of the level above (0 if too short)."""
-        k, s = self.kernel_sizes[level], self.strides[level]
-        if self.strict_causal:
-            return (length - 1) // s + 1
-        return (length - k) // s + 1 if length >= k else 0
+        """Frames that level ``level``'s conv makes from ``length`` samples of the level above (0 if too short);
+        the same count for a whole input and for the first ``length`` samples of a stream."""
+        k = self.kernel_sizes[level]
+        return stream_frames(length, k, self.strides[level], k - 1 if self.strict_causal else 0)
 
     def valid_length(self, length: int, first_level: int) -> int:
         """The smallest length >= ``length`` for which every level from ``first_level`` down has a frame
@@ -291,7 +290,7 @@ class SepMambaUNet(nn.Module):
         counts = []
         for level, block in enumerate(self.down):
             if block.conv1d is not None:
-                length = stream_frames(length, self.kernel_sizes[level], self.strides[level], block.left_pad)
+                length = self.frames(length, level)
             counts.append(length)
         frames = counts[-1]
         for level in self._up_levels():
