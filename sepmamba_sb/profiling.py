@@ -45,7 +45,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from sepmamba_sb.nnet import Mamba
-from sepmamba_sb.ops import cpu_capability
+from sepmamba_sb.ops import cpu_capability, use_fusion
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -121,8 +121,8 @@ def count_macs(model: nn.Module, num_samples: int) -> MacCount:
     if not _lstm_counted_by_flop_counter():
         hooks += [m.register_forward_hook(on_lstm) for m in model.modules() if isinstance(m, nn.LSTM)]
     counter = FlopCounterMode(display=False)
-    try:
-        with torch.no_grad(), counter:
+    try:  # unfused: every Mamba module runs, its conv and dt_proj as PyTorch operators the counter sees
+        with torch.no_grad(), use_fusion(False), counter:
             model(torch.randn(1, num_samples))  # values do not change the count; noise avoids degenerate paths
     finally:
         for hook in hooks:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from sepmamba_sb.nnet.block import MambaStack
-from sepmamba_sb.ops import MambaState
+from sepmamba_sb.ops import MambaState, fusion_enabled, mamba_mixer
 
 
 class BiMamba(nn.Module):
@@ -20,6 +21,12 @@ class BiMamba(nn.Module):
     State-dict keys follow the original: ``forward_mamba_block.mamba_blocks.{i}.mixer.*``,
     ``...norm.*`` and the same under ``backward_mamba_block``.
 
+    Both directions run in one pass (``fused=True``, the default): the reversed sequence joins the batch
+    as extra rows and each block's weights are stacked per direction, so every operation of a block
+    (norm, projections, conv, scan) is one call over twice the batch, with the same parameters and the
+    same output as two separate stacks (``fused=False``, or inside ``sepmamba_sb.ops.use_fusion(False)``)
+    up to float round-off.
+
     Parameters
     ----------
     d_model : int
@@ -28,6 +35,8 @@ class BiMamba(nn.Module):
         Blocks per direction.
     causal : bool
         Forward direction only.
+    fused : bool
+        Run the two directions as one batch (see above).
     **block_kwargs
         Passed to each :class:`sepmamba_sb.nnet.MambaBlock` (norm_epsilon, d_state, d_conv, expand, ...).
 
@@ -38,10 +47,11 @@ class BiMamba(nn.Module):
     torch.Size([2, 32, 100])
     """
 
-    def __init__(self, d_model: int, num_blocks: int, causal: bool = False, **block_kwargs):
+    def __init__(self, d_model: int, num_blocks: int, causal: bool = False, fused: bool = True, **block_kwargs):
         super().__init__()
         self.forward_mamba_block = MambaStack(d_model, num_blocks, **block_kwargs)
         self.backward_mamba_block = None if causal else MambaStack(d_model, num_blocks, **block_kwargs)
+        self.fused = fused
 
     def allocate_state(self, batch_size: int) -> list[MambaState]:
         """The zero stream state of a causal layer (its forward stack's, one per block).
@@ -60,7 +70,28 @@ class BiMamba(nn.Module):
         """(batch, C, len) -> (batch, C, len); with ``state`` (:meth:`allocate_state`, causal layers only),
         one chunk of a stream."""
         x = x.transpose(1, 2)
-        out = self.forward_mamba_block(x, state)
-        if self.backward_mamba_block is not None:
-            out = out + self.backward_mamba_block(x.flip(1)).flip(1)
+        if self.backward_mamba_block is None:
+            out = self.forward_mamba_block(x, state)
+        elif self.fused and fusion_enabled():
+            both = self._both_directions(torch.cat([x, x.flip(1)]))
+            out = both[: x.shape[0]] + both[x.shape[0]:].flip(1)
+        else:
+            out = self.forward_mamba_block(x) + self.backward_mamba_block(x.flip(1)).flip(1)
         return out.transpose(1, 2)
+
+    def _both_directions(self, rows: torch.Tensor) -> torch.Tensor:
+        """Both stacks at once on ``rows`` = [sequence; reversed sequence], (2 * batch, len, C): block i of
+        each stack with its weights stacked (forward first), so one call per operation."""
+        hidden, residual = rows, None
+        pairs = zip(self.forward_mamba_block.mamba_blocks, self.backward_mamba_block.mamba_blocks, strict=True)
+        for forward_block, backward_block in pairs:
+            residual = hidden if residual is None else hidden + residual
+            norms = (forward_block.norm, backward_block.norm)
+            normed = F.layer_norm(residual.to(norms[0].weight.dtype), norms[0].normalized_shape, eps=norms[0].eps)
+            scale, shift = (torch.stack([getattr(n, k) for n in norms])[:, None, None] for k in ("weight", "bias"))
+            normed = torch.addcmul(shift, normed.view(2, -1, *normed.shape[1:]), scale).flatten(0, 1)
+            weights = (forward_block.mixer.mixer_weights(), backward_block.mixer.mixer_weights())
+            stacked = {k: None if w is None else torch.stack([w, weights[1][k]]) for k, w in weights[0].items()}
+            mixer = forward_block.mixer
+            hidden = mamba_mixer(normed, **stacked, backend=mixer.backend, fused=mixer.use_fast_path)
+        return hidden + residual

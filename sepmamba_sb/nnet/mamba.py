@@ -2,7 +2,7 @@
 
 Constructor arguments and defaults, initialisation, parameter names and shapes are mamba-ssm's, so
 ``load_state_dict(strict=True)`` works in both directions with mamba-ssm 1.x/2.x checkpoints. The
-forward pass is :func:`sepmamba_sb.ops.mamba_inner`, which runs wherever :mod:`sepmamba_sb.ops` has a
+forward pass is :func:`sepmamba_sb.ops.mamba_mixer`, which runs wherever :mod:`sepmamba_sb.ops` has a
 selective-scan backend and chooses it.
 """
 
@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn as nn
 
-from sepmamba_sb.ops import BACKENDS, MambaState, linear_channel_major, mamba_inner
+from sepmamba_sb.ops import BACKENDS, MambaState, mamba_mixer
 
 
 class Mamba(nn.Module):
@@ -156,13 +156,16 @@ class Mamba(nn.Module):
             raise ValueError(
                 f"Mamba: expected input (batch, len, d_model={self.d_model}), got {tuple(hidden_states.shape)}"
             )
-        # (batch, 2*d_inner, len), time contiguous: x and z as the conv and the scan read them
-        xz = linear_channel_major(self.in_proj.weight, hidden_states)
-        if self.in_proj.bias is not None:
-            xz = xz + self.in_proj.bias.to(xz.dtype).unsqueeze(-1)
-        A = -torch.exp(self.A_log.float())
-        return mamba_inner(
-            xz, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight, self.out_proj.weight,
-            self.out_proj.bias, A, self.D.float(), self.dt_proj.bias.float(), backend=self.backend,
-            fused=self.use_fast_path, state=state,
-        )
+        return mamba_mixer(hidden_states, **self.mixer_weights(), backend=self.backend, fused=self.use_fast_path,
+                           state=state)
+
+    def mixer_weights(self) -> dict[str, torch.Tensor | None]:
+        """The tensors :func:`sepmamba_sb.ops.mamba_mixer` takes, by its argument names (``A = -exp(A_log)``;
+        ``A``, ``D`` and the step-size bias in float32)."""
+        return {
+            "in_proj_weight": self.in_proj.weight, "in_proj_bias": self.in_proj.bias,
+            "conv1d_weight": self.conv1d.weight, "conv1d_bias": self.conv1d.bias,
+            "x_proj_weight": self.x_proj.weight, "delta_proj_weight": self.dt_proj.weight,
+            "out_proj_weight": self.out_proj.weight, "out_proj_bias": self.out_proj.bias,
+            "A": -torch.exp(self.A_log.float()), "D": self.D.float(), "delta_bias": self.dt_proj.bias.float(),
+        }

@@ -1,9 +1,11 @@
 """Selective scan and the Mamba mixer's kernels, on CUDA (mamba-ssm), CPU (C++) or anywhere (PyTorch).
 
 The one place a backend is chosen (:func:`resolve_backend`; :func:`use_backend` for a block of code).
-:func:`selective_scan` is the scan alone; :func:`mamba_inner` the whole mixer after its input
-projection, with mamba-ssm's fused path where it applies, or continuing a stream from a
-:class:`MambaState`; :func:`available_backends` says what runs here.
+:func:`selective_scan` is the scan alone; :func:`mamba_mixer` the whole mixer and :func:`mamba_inner` the
+mixer after its input projection, with mamba-ssm's fused path where it applies, or continuing a stream
+from a :class:`MambaState`, with one set of weights or several (groups of batch rows);
+:func:`available_backends` says what runs here; :func:`use_fusion` switches the package's fused
+kernels off (for MAC counts and A/B profiles).
 """
 
 from sepmamba_sb.ops.causal_conv import causal_conv1d
@@ -12,11 +14,14 @@ from sepmamba_sb.ops.dispatch import (
     BACKENDS,
     available_backends,
     backend_status,
+    fusion_enabled,
     resolve_backend,
     selective_scan,
     use_backend,
+    use_fusion,
 )
-from sepmamba_sb.ops.mamba_inner import MambaState, linear_channel_major, mamba_inner
+from sepmamba_sb.ops.mamba_inner import MambaState, linear_channel_major, linear_rows, mamba_inner, mamba_mixer
 
 __all__ = ["BACKENDS", "MambaState", "available_backends", "backend_status", "causal_conv1d", "cpu_capability",
-           "linear_channel_major", "mamba_inner", "resolve_backend", "selective_scan", "use_backend"]
+           "fusion_enabled", "linear_channel_major", "linear_rows", "mamba_inner", "mamba_mixer", "resolve_backend",
+           "selective_scan", "use_backend", "use_fusion"]

@@ -145,12 +145,13 @@ def build_error() -> str | None:
     return None
 
 
-def _time_contiguous(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
-    """Cast to the compute dtype; copy only if time (last dim) is not already dense."""
+def _dense(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """Cast a (batch, dim, len) tensor to the compute dtype; copy only if neither time (last dim) nor
+    channels (dim 1) are dense: the kernels read both layouts in place."""
     if t is None:
         return None
     t = t.to(dtype)
-    return t if t.stride(-1) == 1 or t.shape[-1] == 1 else t.contiguous()
+    return t if t.stride(-1) == 1 or t.stride(1) == 1 or t.shape[-1] == 1 or t.shape[1] == 1 else t.contiguous()
 
 
 def _vector(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
@@ -158,31 +159,53 @@ def _vector(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
 
 
 def _forward(inputs, delta_softplus, save_checkpoints, return_last_state):
-    """Cast ``inputs`` (u, delta, A, B, C, D, z, delta_bias, initial_state) to the compute dtype and run
-    the kernel.
+    """Cast ``inputs`` (u, delta, A, B, C, D, z, delta_bias, initial_state, delta_proj_weight) to the
+    compute dtype and run the kernel.
 
     Returns the cast inputs and the kernel's (out, checkpoints, last_state).
     """
     ctype = torch.float64 if inputs[0].dtype == torch.float64 else torch.float32
-    u, delta, A, B, C, D, z, delta_bias, initial_state = inputs
+    u, delta, A, B, C, D, z, delta_bias, initial_state, delta_proj_weight = inputs
     args = (
-        _time_contiguous(u, ctype),
-        _time_contiguous(delta, ctype),
+        _dense(u, ctype),
+        _dense(delta, ctype),
         _vector(A, ctype),
         B.to(ctype),  # any strides: the kernel reads one value of B and C per step and state
         C.to(ctype),
         _vector(D, ctype),
-        _time_contiguous(z, ctype),
+        _dense(z, ctype),
         _vector(delta_bias, ctype),
         _vector(initial_state, ctype),
+        _vector(delta_proj_weight, ctype),
     )
-    return args, load().forward(*args, delta_softplus, save_checkpoints, return_last_state)
+    *kernel_args, weight = args
+    return args, load().forward(*kernel_args, delta_softplus, save_checkpoints, return_last_state, weight)
+
+
+def _grouped(t: torch.Tensor, groups: int) -> torch.Tensor:
+    """(batch, n, len) -> (groups, batch // groups, n, len), a view."""
+    return t.view(groups, t.shape[0] // groups, *t.shape[1:])
+
+
+def project_grads(ddelta: torch.Tensor, low: torch.Tensor, weight: torch.Tensor):
+    """Gradients of ``delta = weight @ low`` per batch row from ``ddelta``.
+
+    ``ddelta`` (batch, dim, len), ``low`` (batch, R, len), ``weight`` (dim, R) or (groups, dim, R)
+    -> ``(dlow (batch, R, len), dweight in weight's shape)``.
+    """
+    groups = weight.shape[0] if weight.dim() == 3 else 1
+    w = weight.view(groups, *weight.shape[-2:])
+    dd, lo = _grouped(ddelta, groups), _grouped(low, groups)
+    dlow = torch.einsum("gdr,gbdl->gbrl", w, dd).reshape(low.shape)
+    dweight = torch.einsum("gbdl,gbrl->gdr", dd, lo).reshape(weight.shape)
+    return dlow, dweight
 
 
 class _CpuSelectiveScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, return_last_state):
-        inputs = (u, delta, A, B, C, D, z, delta_bias, initial_state)
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, delta_proj_weight, delta_softplus,
+                return_last_state):
+        inputs = (u, delta, A, B, C, D, z, delta_bias, initial_state, delta_proj_weight)
         args, (out, checkpoints, last_state) = _forward(inputs, delta_softplus, True, return_last_state)
         ctx.save_for_backward(*args, checkpoints)
         ctx.delta_softplus = delta_softplus
@@ -195,33 +218,64 @@ class _CpuSelectiveScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dout, _dlast_state):
         *args, checkpoints = ctx.saved_tensors
-        dout = _time_contiguous(dout, args[0].dtype)
+        *kernel_args, weight = args
+        dout = _dense(dout, args[0].dtype)
         # (du, ddelta, dA, dB, dC, dD, dz, ddelta_bias, dinitial_state): the order of forward's inputs
-        grads = load().backward(*args, ctx.delta_softplus, checkpoints, dout)
+        grads = list(load().backward(*kernel_args, ctx.delta_softplus, checkpoints, dout, weight))
+        dweight = None
+        if weight is not None:  # the kernel's ddelta is dL/d(weight @ delta)
+            grads[1], dweight = project_grads(grads[1], kernel_args[1], weight)
+        grads.append(dweight)
         grads = [None if g is None else g.to(dt) for g, dt in zip(grads, ctx.in_dtypes, strict=True)]
         return (*grads, None, None)
 
 
-def causal_conv1d_stream_cpu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                             initial_states: torch.Tensor, silu: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Depthwise causal conv of a stream's chunk with the C++ kernel, forward only (no autograd).
+class _CpuCausalConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, silu):
+        y, _ = load().conv_forward(x, weight, bias, None, silu)
+        ctx.save_for_backward(x, weight, bias)
+        ctx.silu = silu
+        return y
 
-    Arguments and results as :func:`sepmamba_sb.ops.causal_conv1d` with ``initial_states`` and
-    ``return_final_states=True``; computed in ``x``'s dtype (float32 or float64).
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight, bias = ctx.saved_tensors
+        dx, dweight, dbias = load().conv_backward(x, weight, bias, ctx.silu, _dense(dy, x.dtype))
+        return dx, dweight, dbias if bias is not None else None, None
+
+
+def causal_conv1d_cpu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                      initial_states: torch.Tensor | None, silu: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Depthwise causal conv with the C++ kernel, in ``x``'s dtype (float32 or float64).
+
+    Arguments as :func:`sepmamba_sb.ops.causal_conv1d` (``weight`` (dim, W) or grouped (groups, dim, W),
+    ``bias`` (dim,) or (groups, dim)); ``x`` time dense or channels dense, the output in its layout.
+    Differentiable without ``initial_states``; with them (a stream), forward only.
+
+    Returns
+    -------
+    tuple
+        ``(y, final_states)``; ``final_states`` (batch, dim, W - 1) is ``None`` when differentiating.
     """
     dtype = x.dtype
-    y, final_states = load().conv_forward(_time_contiguous(x, dtype), weight.to(dtype).contiguous(),
-                                          _vector(bias, dtype), initial_states.to(dtype).contiguous(), silu)
+    x, weight, bias = _dense(x, dtype), weight.to(dtype).contiguous(), _vector(bias, dtype)
+    if initial_states is None and torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (x, weight, bias)):
+        return _CpuCausalConv.apply(x, weight, bias, silu), None
+    y, final_states = load().conv_forward(x, weight, bias, _vector(initial_states, dtype), silu)
     return y, final_states
 
 
 def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                       return_last_state=False, initial_state=None):
-    """Selective scan with the C++ kernel; arguments as :func:`sepmamba_sb.ops.selective_scan`.
+                       return_last_state=False, initial_state=None, delta_proj_weight=None):
+    """Selective scan with the C++ kernel; arguments as :func:`sepmamba_sb.ops.selective_scan`, with
+    grouped parameters, and, given ``delta_proj_weight`` (dim, R) or (groups, dim, R), ``delta`` the
+    low-rank (batch, R, len) input of the step-size projection, fused into the kernel.
 
     Without autograd (no input requires grad, or grad mode off) it saves no checkpoints.
     """
-    inputs = (u, delta, A, B, C, D, z, delta_bias, initial_state)
+    inputs = (u, delta, A, B, C, D, z, delta_bias, initial_state, delta_proj_weight)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
         out, last_state = _CpuSelectiveScan.apply(*inputs, delta_softplus, return_last_state)
     else:

@@ -17,6 +17,11 @@ The backend is chosen here and nowhere else (:func:`resolve_backend`), first of:
    then reference, with a warning saying why).
 
 Asking for a backend that cannot run raises a ``RuntimeError`` that says what is missing.
+
+:func:`use_fusion` switches this package's own fusions off for a block of code (on by default): the
+C++ depthwise conv, ``dt_proj`` inside the cpu scan kernel, and a bidirectional layer's two directions
+run as one batch. Off, every matrix product and convolution is a PyTorch operator (what MAC counters
+see), and a profile shows what the fusions save.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ BACKENDS = ("mamba_ssm", "cpu", "reference")
 ENV_VAR = "SEPMAMBA_SCAN_BACKEND"
 _fallback_warned: set[str] = set()
 _scoped_backend: contextvars.ContextVar[str | None] = contextvars.ContextVar("sepmamba_scan_backend", default=None)
+_fusion: contextvars.ContextVar[bool] = contextvars.ContextVar("sepmamba_fusion", default=True)
 
 
 def _check_name(name: str, origin: str) -> None:
@@ -63,6 +69,24 @@ def use_backend(name: str | None) -> Iterator[None]:
         yield
     finally:
         _scoped_backend.reset(token)
+
+
+@contextlib.contextmanager
+def use_fusion(enabled: bool) -> Iterator[None]:
+    """Switch this package's fused kernels on or off inside the block (see the module docstring).
+
+    Nests, and holds per thread and per asyncio task. Outputs agree either way up to float round-off.
+    """
+    token = _fusion.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _fusion.reset(token)
+
+
+def fusion_enabled() -> bool:
+    """Whether the fused kernels run here (:func:`use_fusion`)."""
+    return _fusion.get()
 
 
 def _unavailable_reason(name: str, device: torch.device | None = None) -> str | None:
@@ -156,18 +180,23 @@ def _check(u, delta, A, B, C, D, z, delta_bias, initial_state=None) -> None:
     if u.dim() != 3:
         raise ValueError(f"selective_scan: u must be (batch, dim, len), got shape {tuple(u.shape)}")
     batch, dim, length = u.shape
-    if A.dim() != 2 or A.shape[0] != dim:
-        raise ValueError(f"selective_scan: A must be (dim={dim}, nstate), got shape {tuple(A.shape)}")
+    if A.dim() not in (2, 3) or A.shape[-2] != dim:
+        raise ValueError(f"selective_scan: A must be (dim={dim}, nstate) or (groups, dim={dim}, nstate), "
+                         f"got shape {tuple(A.shape)}")
     if A.is_complex():
         raise ValueError("selective_scan: complex A is not supported (Mamba-1 uses real A)")
+    groups = A.shape[:-2]
+    if groups and batch % groups[0]:
+        raise ValueError(f"selective_scan: the batch of u ({batch}) must be a multiple of A's groups ({groups[0]})")
+    nstate = A.shape[-1]
     expected = {
         "delta": (delta, (batch, dim, length)),
-        "B": (B, (batch, A.shape[1], length)),
-        "C": (C, (batch, A.shape[1], length)),
-        "D": (D, (dim,)),
+        "B": (B, (batch, nstate, length)),
+        "C": (C, (batch, nstate, length)),
+        "D": (D, (*groups, dim)),
         "z": (z, (batch, dim, length)),
-        "delta_bias": (delta_bias, (dim,)),
-        "initial_state": (initial_state, (batch, dim, A.shape[1])),
+        "delta_bias": (delta_bias, (*groups, dim)),
+        "initial_state": (initial_state, (batch, dim, nstate)),
     }
     for name, (tensor, shape) in expected.items():
         if tensor is None:
@@ -204,7 +233,10 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     delta : torch.Tensor
         Step sizes before bias and softplus, (batch, dim, len).
     A : torch.Tensor
-        State matrix (diagonal per channel), (dim, nstate), real.
+        State matrix (diagonal per channel), (dim, nstate), real. Not in mamba-ssm: (groups, dim,
+        nstate) gives batch row b the parameters of group ``b // (batch // groups)`` (``D`` and
+        ``delta_bias`` are then (groups, dim)): several sets of weights in one call, such as the two
+        directions of a bidirectional layer.
     B, C : torch.Tensor
         Input and output projections, (batch, nstate, len).
     D : torch.Tensor, optional
@@ -232,21 +264,50 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
                     return_last_state, initial_state)
 
 
-def run_scan(name, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state=None):
+def run_scan(name, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state=None,
+             delta_proj_weight=None):
     """:func:`selective_scan` with the backend already resolved and the inputs already checked
-    (for the ops of this package that resolve once for several kernels)."""
+    (for the ops of this package that resolve once for several kernels).
+
+    Given ``delta_proj_weight`` (dim, R) or (groups, dim, R), ``delta`` is the low-rank (batch, R, len)
+    input of the step-size projection: the cpu kernel applies it per tile (its (batch, dim, len) output
+    is never stored), the other backends (and the cpu one under ``use_fusion(False)``) before the scan.
+    """
     if name == "mamba_ssm" and initial_state is not None:
         name = "reference"  # mamba-ssm's selective_scan_fn has no initial state
-    if name == "cpu":
-        scan = cpu_kernel.selective_scan_cpu
-    elif name == "mamba_ssm":
-        scan = mamba_ssm_kernels.mamba_kernels().selective_scan_fn
-        A = A.float()
-        D = None if D is None else D.float()
-        delta_bias = None if delta_bias is None else delta_bias.float()
-    else:
-        scan = selective_scan_reference
     with torch.profiler.record_function(f"sepmamba_sb::selective_scan ({name})"):  # named in profiles
-        if initial_state is None:  # mamba-ssm's signature has no initial_state
-            return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-        return scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state)
+        if delta_proj_weight is not None and not (name == "cpu" and fusion_enabled()):
+            delta, delta_proj_weight = _project(delta_proj_weight, delta), None
+        if name == "cpu":
+            return cpu_kernel.selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                                 return_last_state, initial_state, delta_proj_weight)
+        if name == "reference":
+            if A.dim() == 3:  # grouped: per-row parameters, which the reference loop broadcasts
+                rows = u.shape[0] // A.shape[0]
+                A = A.repeat_interleave(rows, 0)
+                D = None if D is None else D.repeat_interleave(rows, 0)
+                delta_bias = None if delta_bias is None else delta_bias.repeat_interleave(rows, 0)
+            return selective_scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
+                                            initial_state)
+        scan = mamba_ssm_kernels.mamba_kernels().selective_scan_fn
+        if A.dim() == 2:
+            return scan(u, delta, A.float(), B, C, None if D is None else D.float(), z,
+                        None if delta_bias is None else delta_bias.float(), delta_softplus, return_last_state)
+        # grouped: mamba-ssm's parameters are per channel, so one call per group
+        groups = A.shape[0]
+        rows = [t.chunk(groups) if t is not None else [None] * groups for t in (u, delta, B, C, z)]
+        outs = [scan(ug, dg, A[g].float(), Bg, Cg, None if D is None else D[g].float(), zg,
+                     None if delta_bias is None else delta_bias[g].float(), delta_softplus, return_last_state)
+                for g, (ug, dg, Bg, Cg, zg) in enumerate(zip(*rows, strict=True))]
+        if not return_last_state:
+            return torch.cat(outs)
+        return torch.cat([o for o, _ in outs]), torch.cat([h for _, h in outs])
+
+
+def _project(weight: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+    """``weight @ low`` per batch row: weight (dim, R) or (groups, dim, R), low (batch, R, len) -> (batch, dim, len)."""
+    if weight.dim() == 2:
+        return torch.matmul(weight, low)
+    groups = weight.shape[0]
+    out = torch.matmul(weight.unsqueeze(1), low.view(groups, low.shape[0] // groups, *low.shape[1:]))
+    return out.reshape(low.shape[0], weight.shape[1], low.shape[-1])

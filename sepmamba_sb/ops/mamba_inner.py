@@ -1,11 +1,18 @@
-"""The Mamba-1 mixer after its input projection, as mamba-ssm's ``mamba_inner_fn``, on every backend.
+"""The Mamba-1 mixer: :func:`mamba_mixer` from its input, :func:`mamba_inner` (as mamba-ssm's
+``mamba_inner_fn``) after its input projection, on every backend.
 
 Two paths side by side: mamba-ssm's fused ``mamba_inner_fn`` (one CUDA kernel chain, with
 causal-conv1d) where the ``mamba_ssm`` backend is chosen and causal-conv1d imported, and the readable
 one everywhere else: causal conv + SiLU, ``x_proj``, ``dt_proj``, the selective scan, ``out_proj``.
-The backend is resolved once, here, for both the conv and the scan. Given a :class:`MambaState`, the
-readable path continues a stream: the conv starts from the previous chunk's last inputs and the scan
-from its last state, and the state is updated for the next chunk.
+The backend is resolved once, here, for both the conv and the scan. The readable path keeps time
+major, (batch, len, channels) as the linear layers make it, from the input projection to the output:
+the CPU kernels read and write that layout in place, and ``dt_proj`` runs inside the scan kernel.
+
+Every weight may carry a leading groups dimension, batch row b using group ``b // (batch // groups)``:
+the two directions of a bidirectional layer then run as one batch, one call per operation.
+
+Given a :class:`MambaState`, the readable path continues a stream: the conv starts from the previous
+chunk's last inputs and the scan from its last state, and the state is updated for the next chunk.
 """
 
 from __future__ import annotations
@@ -59,6 +66,82 @@ def linear_channel_major(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return out.view(out.shape[0], batch, -1).transpose(0, 1)
 
 
+def linear_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ weight.T + bias`` per batch row, one GEMM per group.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (batch, len, in).
+    weight : torch.Tensor
+        (out, in), or grouped (groups, out, in): batch row b uses group ``b // (batch // groups)``.
+    bias : torch.Tensor, optional
+        (out,), or (groups, out).
+
+    Returns
+    -------
+    torch.Tensor
+        (batch, len, out), contiguous.
+    """
+    if weight.dim() == 2:
+        return F.linear(x, weight, bias)
+    groups, batch, length = weight.shape[0], x.shape[0], x.shape[1]
+    rows = x.reshape(groups, (batch // groups) * length, x.shape[-1])
+    if bias is None:
+        out = torch.bmm(rows, weight.transpose(1, 2))
+    else:
+        out = torch.baddbmm(bias.unsqueeze(1), rows, weight.transpose(1, 2))
+    return out.view(batch, length, weight.shape[1])
+
+
+def _group(t: torch.Tensor | None, g: int) -> torch.Tensor | None:
+    return None if t is None else t[g]
+
+
+def mamba_mixer(hidden_states: torch.Tensor, in_proj_weight: torch.Tensor, in_proj_bias: torch.Tensor | None,
+                conv1d_weight: torch.Tensor, conv1d_bias: torch.Tensor | None, x_proj_weight: torch.Tensor,
+                delta_proj_weight: torch.Tensor, out_proj_weight: torch.Tensor, out_proj_bias: torch.Tensor | None,
+                A: torch.Tensor, D: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
+                backend: str | None = None, fused: bool = True, state: MambaState | None = None) -> torch.Tensor:
+    """The whole Mamba-1 mixer: ``in_proj``, then :func:`mamba_inner`.
+
+    The input projection's output layout is the next kernels': channel-major with time contiguous for
+    mamba-ssm's fused ``mamba_inner_fn``, time-major (``x @ W.T``, the faster GEMM on short channel
+    counts) for the readable path.
+
+    Parameters
+    ----------
+    hidden_states : torch.Tensor
+        (batch, len, d_model).
+    in_proj_weight, in_proj_bias : torch.Tensor
+        (2 * d_inner, d_model) and (2 * d_inner,) (the bias may be ``None``), or grouped.
+    conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, out_proj_weight, out_proj_bias, A, D, delta_bias
+        As :func:`mamba_inner`, each with or without a leading groups dimension (all alike).
+    backend, fused, state
+        As :func:`mamba_inner`.
+
+    Returns
+    -------
+    torch.Tensor
+        (batch, len, d_model).
+    """
+    name = resolve_backend(backend, hidden_states.device)
+    kernels = mamba_kernels() if name == "mamba_ssm" and fused else None
+    if kernels is not None and kernels.causal_conv1d_fn is not None and state is None:
+        if A.dim() == 3:  # mamba_inner_fn takes one set of weights: one call per group
+            weights = (in_proj_weight, in_proj_bias, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight,
+                       out_proj_weight, out_proj_bias, A, D, delta_bias)
+            return torch.cat([mamba_mixer(rows, *(_group(w, g) for w in weights), backend=name, fused=True)
+                              for g, rows in enumerate(hidden_states.chunk(A.shape[0]))])
+        xz = linear_channel_major(in_proj_weight, hidden_states)
+        if in_proj_bias is not None:
+            xz = xz + in_proj_bias.to(xz.dtype).unsqueeze(-1)
+    else:
+        xz = linear_rows(hidden_states, in_proj_weight, in_proj_bias).transpose(1, 2)
+    return mamba_inner(xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, out_proj_weight,
+                       out_proj_bias, A, D, delta_bias, backend=name, fused=fused, state=state)
+
+
 def mamba_inner(xz: torch.Tensor, conv1d_weight: torch.Tensor, conv1d_bias: torch.Tensor | None,
                 x_proj_weight: torch.Tensor, delta_proj_weight: torch.Tensor, out_proj_weight: torch.Tensor,
                 out_proj_bias: torch.Tensor | None, A: torch.Tensor, D: torch.Tensor | None = None,
@@ -71,9 +154,11 @@ def mamba_inner(xz: torch.Tensor, conv1d_weight: torch.Tensor, conv1d_bias: torc
     Parameters
     ----------
     xz : torch.Tensor
-        ``in_proj`` output, (batch, 2 * d_inner, len): ``x`` then the gate ``z``.
+        ``in_proj`` output, (batch, 2 * d_inner, len): ``x`` then the gate ``z``. Any strides; the
+        readable path keeps a time-major (batch, len, 2 * d_inner) memory layout to the end.
     conv1d_weight : torch.Tensor
-        Depthwise causal conv, (d_inner, 1, W) as ``nn.Conv1d`` stores it.
+        Depthwise causal conv, (d_inner, 1, W) as ``nn.Conv1d`` stores it. This and every other weight
+        may have a leading groups dimension (all alike), batch row b using group ``b // (batch // groups)``.
     conv1d_bias : torch.Tensor, optional
         (d_inner,).
     x_proj_weight : torch.Tensor
@@ -104,24 +189,25 @@ def mamba_inner(xz: torch.Tensor, conv1d_weight: torch.Tensor, conv1d_bias: torc
     """
     name = resolve_backend(backend, xz.device)
     kernels = mamba_kernels() if name == "mamba_ssm" and fused else None
-    if kernels is not None and kernels.causal_conv1d_fn is not None and state is None:
+    if kernels is not None and kernels.causal_conv1d_fn is not None and state is None and A.dim() == 2:
         return kernels.mamba_inner_fn(
             xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, out_proj_weight, out_proj_bias,
             A, None, None, None if D is None else D.float(),
             delta_bias=None if delta_bias is None else delta_bias.float(), delta_softplus=True,
         )
-    d_state, dt_rank = A.shape[1], delta_proj_weight.shape[1]
+    d_state, dt_rank = A.shape[-1], delta_proj_weight.shape[-1]
     x, z = xz.chunk(2, dim=1)
+    conv_weight = conv1d_weight.flatten(-2)  # (.., d_inner, 1, W) -> (.., d_inner, W)
     if state is None:
-        x = causal_conv1d(x, conv1d_weight.squeeze(1), conv1d_bias, "silu")
+        x = causal_conv1d(x, conv_weight, conv1d_bias, "silu")
     else:
-        x, state.conv = causal_conv1d(x, conv1d_weight.squeeze(1), conv1d_bias, "silu", state.conv, True)
-    x_dbl = F.linear(x.transpose(1, 2), x_proj_weight)  # (batch, len, dt_rank + 2 * d_state)
-    dt, B, C = torch.split(x_dbl, [dt_rank, d_state, d_state], dim=-1)
-    dt = linear_channel_major(delta_proj_weight, dt)  # its bias is added inside the scan
-    scan_args = (name, x, dt, A, B.transpose(1, 2), C.transpose(1, 2), D, z, delta_bias, True)
+        x, state.conv = causal_conv1d(x, conv_weight, conv1d_bias, "silu", state.conv, True)
+    x_dbl = linear_rows(x.transpose(1, 2), x_proj_weight)  # (batch, len, dt_rank + 2 * d_state)
+    dt, B, C = (t.transpose(1, 2) for t in torch.split(x_dbl, [dt_rank, d_state, d_state], dim=-1))
+    # dt_proj (and its bias) run inside the scan: on the cpu backend its output is never stored
+    scan_args = (name, x, dt, A, B, C, D, z, delta_bias, True)
     if state is None:
-        y = run_scan(*scan_args, False)
+        y = run_scan(*scan_args, False, delta_proj_weight=delta_proj_weight)
     else:
-        y, state.ssm = run_scan(*scan_args, True, state.ssm)
-    return F.linear(y.transpose(1, 2), out_proj_weight, out_proj_bias)
+        y, state.ssm = run_scan(*scan_args, True, state.ssm, delta_proj_weight=delta_proj_weight)
+    return linear_rows(y.transpose(1, 2), out_proj_weight, out_proj_bias)

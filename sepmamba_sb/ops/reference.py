@@ -34,7 +34,9 @@ def selective_scan_reference(u, delta, A, B, C, D=None, z=None, delta_bias=None,
                              return_last_state=False, initial_state=None):
     """Selective scan by a time-major loop; arguments as :func:`sepmamba_sb.ops.selective_scan`.
 
-    Computes in float32 (float64 for float64 inputs) and returns ``u``'s dtype.
+    ``A`` may also be (batch, dim, nstate), and ``D`` and ``delta_bias`` (batch, dim): parameters per
+    batch row (grouped parameters, expanded by the dispatcher). Computes in float32 (float64 for float64
+    inputs) and returns ``u``'s dtype.
     """
     _warn_long(u.shape[-1])
     in_dtype = u.dtype
@@ -47,7 +49,7 @@ def selective_scan_reference(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     # time-major (L, batch, dim, nstate) decays and inputs, so each step is one addcmul on a view
     decay = torch.exp(delta.permute(2, 0, 1).unsqueeze(-1) * A)
     drive = (delta * u).permute(2, 0, 1).unsqueeze(-1) * B.permute(2, 0, 1).unsqueeze(2)
-    h = u.new_zeros(u.shape[0], u.shape[1], A.shape[1]) if initial_state is None else initial_state.to(ctype)
+    h = u.new_zeros(u.shape[0], u.shape[1], A.shape[-1]) if initial_state is None else initial_state.to(ctype)
     states = []
     for decay_t, drive_t in zip(decay.unbind(0), drive.unbind(0), strict=True):
         h = torch.addcmul(drive_t, decay_t, h)

@@ -5,10 +5,16 @@
 //   h_t    = exp(delta'_t * A) * h_{t-1} + delta'_t * B_t * u_t     (h_{-1} = initial_state, else 0)
 //   y_t    = <C_t, h_t> + D * u_t
 //   out_t  = y_t * silu(z_t)                          (when z is given)
-// Shapes: u, delta, z, out (batch, dim, len), time dense; A (dim, nstate); B, C (batch, nstate, len),
-// any strides (the (batch, len, nstate) layout x_proj makes is read in place);
+// Shapes: u, delta, z, out (batch, dim, len), time dense or channels dense (the (batch, len, dim) layout
+// a linear layer makes, read and written in place; outputs take u's layout); A (dim, nstate); B, C
+// (batch, nstate, len), any strides (the (batch, len, nstate) layout x_proj makes is read in place);
 // D, delta_bias (dim); initial_state and the last state (batch, dim, nstate). The initial state lets a
 // stream continue a scan chunk by chunk; its gradient is the adjoint state left after the first step.
+// Grouped parameters: A (groups, dim, nstate), D and delta_bias (groups, dim), with batch a multiple of
+// groups; batch row b uses group b / (batch / groups) (a bidirectional layer's two directions as rows).
+// Fused step-size projection: given delta_proj_weight (groups, dim, R), delta is the low-rank input
+// (batch, R, len) and the step size is delta_proj_weight @ delta, computed per tile (dt_proj's output is
+// never stored).
 //
 // Layout of the work: one task is one batch item and one block of W = Vectorized<scalar_t>::size()
 // channels. The state h[n] of a block is W lanes wide, so the recurrence runs on whole vectors with no
@@ -50,9 +56,15 @@ struct ScanArgs {
   const scalar_t* z = nullptr;           // may be null
   const scalar_t* delta_bias = nullptr;  // may be null
   const scalar_t* h0 = nullptr;          // initial state (batch, dim, nstate), contiguous; may be null
-  int64_t u_sb = 0, u_sd = 0, delta_sb = 0, delta_sd = 0, z_sb = 0, z_sd = 0;
+  const scalar_t* dtw = nullptr;         // delta_proj_weight (groups, dim, R); may be null
+  int64_t groups = 1, R = 0;
+  // (batch, dim, len) strides; for a fused step-size projection, delta's "dim" stride is over R
+  int64_t u_sb = 0, u_sd = 0, u_st = 1, delta_sb = 0, delta_sd = 0, delta_st = 1, z_sb = 0, z_sd = 0, z_st = 1;
+  int64_t o_sb = 0, o_sd = 0, o_st = 1;  // out, and in the backward pass du, ddelta, dz (u's layout)
   int64_t B_sb = 0, B_sn = 0, B_st = 1, C_sb = 0, C_sn = 0, C_st = 1;  // B and C: any strides
   bool softplus = false;
+
+  int64_t group(int64_t b) const { return b / (batch / groups); }
 };
 
 // The per-state vectors of one block: a fixed array (kept in registers) when the state size is a
@@ -125,28 +137,39 @@ void prefetch_rows(const scalar_t* base, int64_t sd, int64_t d0, int64_t nvalid,
   }
 }
 
-// rows [d0, d0+nvalid) x steps [t0, t0+nt) of a channel-major (dim, len) slice -> tile[t][w];
-// then prefetches the next chunk (next_nt steps) of the same rows.
+// Channels [d0, d0+nvalid) x steps [t0, t0+nt) of a (dim, len) slice with strides (sd, st) -> tile[t][w],
+// zeros in the missing lanes. Channels dense (sd == 1): one vector per step. Time dense: a transpose,
+// then a prefetch of the next chunk (next_nt steps) of the same rows.
 template <typename scalar_t>
-void load_tile(const scalar_t* base, int64_t sd, int64_t d0, int64_t nvalid, int64_t t0, int64_t nt,
+void load_tile(const scalar_t* base, int64_t sd, int64_t st, int64_t d0, int64_t nvalid, int64_t t0, int64_t nt,
                scalar_t* tile, int64_t next_t0 = 0, int64_t next_nt = 0) {
-  constexpr int64_t W = Vectorized<scalar_t>::size();
-  for (int64_t w = 0; w < nvalid; ++w) {
-    const scalar_t* row = base + (d0 + w) * sd + t0;
-    for (int64_t t = 0; t < nt; ++t) tile[t * W + w] = row[t];
+  using Vec = Vectorized<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  if (sd == 1) {
+    for (int64_t t = 0; t < nt; ++t) Vec::loadu(base + d0 + (t0 + t) * st, nvalid).store(tile + t * W);
+    return;
   }
-  if (next_nt > 0) prefetch_rows(base, sd, d0, nvalid, next_t0, next_nt);
+  for (int64_t w = 0; w < nvalid; ++w) {
+    const scalar_t* row = base + (d0 + w) * sd + t0 * st;
+    for (int64_t t = 0; t < nt; ++t) tile[t * W + w] = row[t * st];
+  }
+  if (next_nt > 0 && st == 1) prefetch_rows(base, sd, d0, nvalid, next_t0, next_nt);
   for (int64_t w = nvalid; w < W; ++w)
     for (int64_t t = 0; t < nt; ++t) tile[t * W + w] = scalar_t(0);
 }
 
 template <typename scalar_t>
 void store_tile(const scalar_t* tile, int64_t d0, int64_t nvalid, int64_t t0, int64_t nt, scalar_t* base,
-                int64_t sd) {
-  constexpr int64_t W = Vectorized<scalar_t>::size();
+                int64_t sd, int64_t st) {
+  using Vec = Vectorized<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  if (sd == 1) {
+    for (int64_t t = 0; t < nt; ++t) Vec::loadu(tile + t * W).store(base + d0 + (t0 + t) * st, nvalid);
+    return;
+  }
   for (int64_t w = 0; w < nvalid; ++w) {
-    scalar_t* row = base + (d0 + w) * sd + t0;
-    for (int64_t t = 0; t < nt; ++t) row[t] = tile[t * W + w];
+    scalar_t* row = base + (d0 + w) * sd + t0 * st;
+    for (int64_t t = 0; t < nt; ++t) row[t * st] = tile[t * W + w];
   }
 }
 
@@ -169,14 +192,25 @@ struct ChunkTiles {
     if (with_z) z.resize(kChunk * W);
   }
 
-  // Loads chunk [t0, t0+nt) and prefetches [next_t0, next_t0+next_nt) (next_nt = 0: none).
+  // Loads chunk [t0, t0+nt) and prefetches [next_t0, next_t0+next_nt) (next_nt = 0: none). With a
+  // fused step-size projection, wdt holds its R columns as lanes and delta is the low-rank input.
   void load(const ScanArgs<scalar_t>& a, int64_t b, int64_t d0, int64_t nvalid, int64_t t0, int64_t nt,
-            const Vectorized<scalar_t>& bias, int64_t next_t0, int64_t next_nt) {
+            const Vectorized<scalar_t>& bias, const Vectorized<scalar_t>* wdt, int64_t next_t0, int64_t next_nt) {
     using Vec = Vectorized<scalar_t>;
     constexpr int64_t W = Vec::size();
-    load_tile(a.u + b * a.u_sb, a.u_sd, d0, nvalid, t0, nt, u.data(), next_t0, next_nt);
-    load_tile(a.delta + b * a.delta_sb, a.delta_sd, d0, nvalid, t0, nt, raw.data(), next_t0, next_nt);
-    if (a.z != nullptr) load_tile(a.z + b * a.z_sb, a.z_sd, d0, nvalid, t0, nt, z.data(), next_t0, next_nt);
+    load_tile(a.u + b * a.u_sb, a.u_sd, a.u_st, d0, nvalid, t0, nt, u.data(), next_t0, next_nt);
+    if (a.z != nullptr) load_tile(a.z + b * a.z_sb, a.z_sd, a.z_st, d0, nvalid, t0, nt, z.data(), next_t0, next_nt);
+    if (a.dtw != nullptr) {
+      const scalar_t* low = a.delta + b * a.delta_sb + t0 * a.delta_st;
+      for (int64_t t = 0; t < nt; ++t) {
+        Vec r = bias;
+        for (int64_t k = 0; k < a.R; ++k) r = at::vec::fmadd(wdt[k], Vec(low[t * a.delta_st + k * a.delta_sd]), r);
+        r.store(raw.data() + t * W);
+        (a.softplus ? vsoftplus(r) : r).store(dt.data() + t * W);
+      }
+      return;
+    }
+    load_tile(a.delta + b * a.delta_sb, a.delta_sd, a.delta_st, d0, nvalid, t0, nt, raw.data(), next_t0, next_nt);
     for (int64_t t = 0; t < nt; ++t) {
       Vec r = Vec::loadu(raw.data() + t * W) + bias;
       r.store(raw.data() + t * W);
@@ -208,19 +242,28 @@ struct Block {
   using Vec = Vectorized<scalar_t>;
   static constexpr int64_t W = Vec::size();
   const ScanArgs<scalar_t>& a;
-  const int64_t b, blk, d0, nvalid, N, nchunk;
+  const int64_t b, blk, d0, nvalid, N, nchunk, g;
   const StateVecs<Vec, kN> A;
   const Vec D, bias;
   const scalar_t* const Bb;
   const scalar_t* const Cb;
+  std::vector<Vec> wdt;  // the fused step-size projection's R columns, as lanes
 
   Block(const ScanArgs<scalar_t>& args, int64_t b_, int64_t blk_)
       : a(args), b(b_), blk(blk_), d0(blk_ * W), nvalid(std::min<int64_t>(W, args.dim - blk_ * W)),
-        N(kN > 0 ? kN : args.nstate), nchunk((args.len + kChunk - 1) / kChunk),
-        A(load_A<scalar_t, kN>(args.A, N, d0, nvalid)),
-        D(load_channels(args.D, d0, nvalid, scalar_t(0))),
-        bias(load_channels(args.delta_bias, d0, nvalid, scalar_t(0))),
-        Bb(args.B + b_ * args.B_sb), Cb(args.C + b_ * args.C_sb) {}
+        N(kN > 0 ? kN : args.nstate), nchunk((args.len + kChunk - 1) / kChunk), g(args.group(b_)),
+        A(load_A<scalar_t, kN>(args.A + g * args.dim * N, N, d0, nvalid)),
+        D(load_channels(args.D ? args.D + g * args.dim : nullptr, d0, nvalid, scalar_t(0))),
+        bias(load_channels(args.delta_bias ? args.delta_bias + g * args.dim : nullptr, d0, nvalid, scalar_t(0))),
+        Bb(args.B + b_ * args.B_sb), Cb(args.C + b_ * args.C_sb) {
+    if (args.dtw != nullptr)
+      for (int64_t k = 0; k < args.R; ++k)
+        wdt.push_back(load_lanes(args.dtw + (g * args.dim + d0) * args.R + k, args.R, nvalid));
+  }
+
+  void load(ChunkTiles<scalar_t>& tiles, int64_t t0, int64_t nt, int64_t next_t0, int64_t next_nt) const {
+    tiles.load(a, b, d0, nvalid, t0, nt, bias, wdt.empty() ? nullptr : wdt.data(), next_t0, next_nt);
+  }
 
   // The state before step 0: the initial state's lanes, or zeros.
   StateVecs<Vec, kN> initial_state() const {
@@ -268,7 +311,7 @@ void forward_block(const ScanArgs<scalar_t>& a, int64_t b, int64_t blk, ChunkTil
     const int64_t t0 = c * kChunk;
     const int64_t nt = std::min(kChunk, L - t0);
     const int64_t next_nt = std::max<int64_t>(0, std::min(kChunk, L - t0 - kChunk));
-    tiles.load(a, b, blk_.d0, blk_.nvalid, t0, nt, blk_.bias, t0 + kChunk, next_nt);
+    blk_.load(tiles, t0, nt, t0 + kChunk, next_nt);
     if (ckpt != nullptr) {
       scalar_t* dst = ckpt + blk_.checkpoint(c);
       for (int64_t n = 0; n < N; ++n) h[n].store(dst + n * W);
@@ -282,7 +325,7 @@ void forward_block(const ScanArgs<scalar_t>& a, int64_t b, int64_t blk, ChunkTil
       }
       y.store(ybuf.data() + t * W);
     }
-    store_tile(ybuf.data(), blk_.d0, blk_.nvalid, t0, nt, out + b * a.dim * L, L);
+    store_tile(ybuf.data(), blk_.d0, blk_.nvalid, t0, nt, out + b * a.o_sb, a.o_sd, a.o_st);
   }
   if (last_state != nullptr) {
     for (int64_t n = 0; n < N; ++n) store_lanes(h[n], last_state + (b * a.dim + blk_.d0) * N + n, N, blk_.nvalid);
@@ -294,7 +337,7 @@ void forward_block(const ScanArgs<scalar_t>& a, int64_t b, int64_t blk, ChunkTil
 template <typename scalar_t>
 struct GradArgs {
   const scalar_t* dout = nullptr;
-  int64_t dout_sb = 0, dout_sd = 0;
+  int64_t dout_sb = 0, dout_sd = 0, dout_st = 1;
   scalar_t* du = nullptr;
   scalar_t* ddelta = nullptr;
   scalar_t* dz = nullptr;
@@ -330,8 +373,8 @@ void backward_block(const ScanArgs<scalar_t>& a, const GradArgs<scalar_t>& g, co
     const int64_t t0 = c * kChunk;
     const int64_t nt = std::min(kChunk, L - t0);
     const int64_t prev_nt = c > 0 ? kChunk : 0;  // chunks are walked backwards
-    tiles.load(a, b, d0, nvalid, t0, nt, blk_.bias, t0 - prev_nt, prev_nt);
-    load_tile(g.dout + b * g.dout_sb, g.dout_sd, d0, nvalid, t0, nt, dout_t, t0 - prev_nt, prev_nt);
+    blk_.load(tiles, t0, nt, t0 - prev_nt, prev_nt);
+    load_tile(g.dout + b * g.dout_sb, g.dout_sd, g.dout_st, d0, nvalid, t0, nt, dout_t, t0 - prev_nt, prev_nt);
 
     // Recompute the chunk: states[t+1][n] = h_t, states[0][n] = the checkpoint (h before the chunk).
     const scalar_t* src = ckpt + blk_.checkpoint(c);
@@ -395,9 +438,9 @@ void backward_block(const ScanArgs<scalar_t>& a, const GradArgs<scalar_t>& g, co
       du.store(dout_t + t * W);
       ddt.store(ddt_t + t * W);
     }
-    store_tile(dout_t, d0, nvalid, t0, nt, g.du + b * a.dim * L, L);
-    store_tile(ddt_t, d0, nvalid, t0, nt, g.ddelta + b * a.dim * L, L);
-    if (has_z) store_tile(dz_t, d0, nvalid, t0, nt, g.dz + b * a.dim * L, L);
+    store_tile(dout_t, d0, nvalid, t0, nt, g.du + b * a.o_sb, a.o_sd, a.o_st);
+    store_tile(ddt_t, d0, nvalid, t0, nt, g.ddelta + b * a.o_sb, a.o_sd, a.o_st);
+    if (has_z) store_tile(dz_t, d0, nvalid, t0, nt, g.dz + b * a.o_sb, a.o_sd, a.o_st);
   }
 
   for (int64_t n = 0; n < N; ++n) store_lanes(dA_acc[n], g.dA_part + (b * a.dim + d0) * N + n, N, nvalid);
@@ -407,36 +450,60 @@ void backward_block(const ScanArgs<scalar_t>& a, const GradArgs<scalar_t>& g, co
     for (int64_t n = 0; n < N; ++n) store_lanes(dh[n], g.dh0 + (b * a.dim + d0) * N + n, N, nvalid);
 }
 
-// Time (dim 2) must be dense; its stride is irrelevant (and may be anything) when len == 1.
-bool time_contiguous(const at::Tensor& t) { return t.size(2) == 1 || t.stride(2) == 1; }
+// A (batch, dim, len) tensor the kernels read in place: time dense or channels dense (any batch stride).
+bool dense_rows(const at::Tensor& t) { return t.size(2) == 1 || t.stride(2) == 1 || t.size(1) == 1 || t.stride(1) == 1; }
+
+// An empty (batch, dim, len) tensor with like's layout: (batch, len, dim) memory if like is channels dense.
+at::Tensor empty_like_layout(const at::Tensor& like) {
+  const auto batch = like.size(0), dim = like.size(1), len = like.size(2);
+  if (dim > 1 && len > 1 && like.stride(1) == 1) return at::empty({batch, len, dim}, like.options()).transpose(1, 2);
+  return at::empty({batch, dim, len}, like.options());
+}
+
+// A per-channel parameter: (dim,) or, grouped, (groups, dim) [(.., nstate) or (.., R) for A and the
+// projection], contiguous, u's dtype.
+void check_param(const at::Tensor& t, const at::Tensor& u, int64_t groups, int64_t dim, int64_t last, const char* name) {
+  TORCH_CHECK(t.scalar_type() == u.scalar_type() && t.device().is_cpu(), name, " must be a CPU tensor with the dtype of u");
+  const bool grouped = t.dim() == (last > 0 ? 3 : 2);
+  TORCH_CHECK(t.is_contiguous() && t.dim() == (last > 0 ? 2 : 1) + (grouped ? 1 : 0) &&
+                  (!grouped || t.size(0) == groups) && t.size(grouped ? 1 : 0) == dim &&
+                  (last == 0 || t.size(grouped ? 2 : 1) == last),
+              name, " must be contiguous (dim", last > 0 ? ", n)" : ")", " or (groups, dim", last > 0 ? ", n)" : ")",
+              " with the groups of A");
+}
+
+int64_t group_count(const at::Tensor& A) { return A.dim() == 3 ? A.size(0) : 1; }
 
 void check_inputs(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& B,
                   const at::Tensor& C, const c10::optional<at::Tensor>& D, const c10::optional<at::Tensor>& z,
-                  const c10::optional<at::Tensor>& delta_bias, const c10::optional<at::Tensor>& initial_state) {
+                  const c10::optional<at::Tensor>& delta_bias, const c10::optional<at::Tensor>& initial_state,
+                  const c10::optional<at::Tensor>& dtw) {
   TORCH_CHECK(u.device().is_cpu(), "selective_scan cpu backend: u must be a CPU tensor");
-  TORCH_CHECK(u.dim() == 3 && delta.sizes() == u.sizes(), "u and delta must be (batch, dim, len)");
+  TORCH_CHECK(u.dim() == 3 && dense_rows(u), "u must be (batch, dim, len), time or channels dense");
   const auto batch = u.size(0), dim = u.size(1), len = u.size(2);
-  TORCH_CHECK(A.dim() == 2 && A.size(0) == dim, "A must be (dim, nstate)");
-  const auto nstate = A.size(1);
+  TORCH_CHECK(A.dim() == 2 || A.dim() == 3, "A must be (dim, nstate) or (groups, dim, nstate)");
+  const int64_t groups = group_count(A);
+  TORCH_CHECK(groups >= 1 && batch % groups == 0, "the batch must be a multiple of A's groups");
+  const auto nstate = A.size(-1);
+  check_param(A, u, groups, dim, nstate, "A");
   TORCH_CHECK(B.dim() == 3 && B.size(0) == batch && B.size(1) == nstate && B.size(2) == len,
               "B must be (batch, nstate, len)");
   TORCH_CHECK(C.sizes() == B.sizes(), "C must be (batch, nstate, len)");
-  auto same = [&](const at::Tensor& t, const char* name) {
-    TORCH_CHECK(t.scalar_type() == u.scalar_type(), name, " must have the dtype of u");
-    TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor");
-  };
-  for (auto* t : {&delta, &A, &B, &C}) same(*t, "every input");
-  TORCH_CHECK(time_contiguous(u) && time_contiguous(delta), "u and delta: time must be the innermost (stride 1) dimension");
-  TORCH_CHECK(A.is_contiguous(), "A must be contiguous");
-  if (D) { same(*D, "D"); TORCH_CHECK(D->dim() == 1 && D->size(0) == dim && D->is_contiguous(), "D must be (dim,)"); }
-  if (delta_bias) {
-    same(*delta_bias, "delta_bias");
-    TORCH_CHECK(delta_bias->dim() == 1 && delta_bias->size(0) == dim && delta_bias->is_contiguous(),
-                "delta_bias must be (dim,)");
+  for (auto* t : {&B, &C})
+    TORCH_CHECK(t->scalar_type() == u.scalar_type() && t->device().is_cpu(), "B and C must be CPU tensors with the dtype of u");
+  TORCH_CHECK(delta.dim() == 3 && delta.size(0) == batch && delta.size(2) == len && dense_rows(delta) &&
+                  delta.scalar_type() == u.scalar_type() && delta.device().is_cpu(),
+              "delta must be (batch, dim, len) (or (batch, R, len) with delta_proj_weight), time or channels dense");
+  if (dtw) check_param(*dtw, u, groups, dim, delta.size(1), "delta_proj_weight");
+  else TORCH_CHECK(delta.size(1) == dim, "delta must be (batch, dim, len)");
+  if (D) check_param(*D, u, groups, dim, 0, "D");
+  if (delta_bias) check_param(*delta_bias, u, groups, dim, 0, "delta_bias");
+  if (z) {
+    TORCH_CHECK(z->sizes() == u.sizes() && dense_rows(*z) && z->scalar_type() == u.scalar_type(),
+                "z must be (batch, dim, len) with the dtype of u, time or channels dense");
   }
-  if (z) { same(*z, "z"); TORCH_CHECK(z->sizes() == u.sizes() && time_contiguous(*z), "z must be (batch, dim, len)"); }
   if (initial_state) {
-    same(*initial_state, "initial_state");
+    TORCH_CHECK(initial_state->scalar_type() == u.scalar_type(), "initial_state must have the dtype of u");
     TORCH_CHECK(initial_state->dim() == 3 && initial_state->size(0) == batch && initial_state->size(1) == dim &&
                     initial_state->size(2) == nstate && initial_state->is_contiguous(),
                 "initial_state must be contiguous (batch, dim, nstate)");
@@ -447,12 +514,14 @@ template <typename scalar_t>
 ScanArgs<scalar_t> make_args(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
                              const at::Tensor& B, const at::Tensor& C, const c10::optional<at::Tensor>& D,
                              const c10::optional<at::Tensor>& z, const c10::optional<at::Tensor>& delta_bias,
-                             const c10::optional<at::Tensor>& initial_state, bool softplus) {
+                             const c10::optional<at::Tensor>& initial_state, const c10::optional<at::Tensor>& dtw,
+                             bool softplus, const at::Tensor& out) {
   ScanArgs<scalar_t> a;
   a.batch = u.size(0);
   a.dim = u.size(1);
   a.len = u.size(2);
-  a.nstate = A.size(1);
+  a.nstate = A.size(-1);
+  a.groups = group_count(A);
   a.u = u.data_ptr<scalar_t>();
   a.delta = delta.data_ptr<scalar_t>();
   a.A = A.data_ptr<scalar_t>();
@@ -462,14 +531,22 @@ ScanArgs<scalar_t> make_args(const at::Tensor& u, const at::Tensor& delta, const
   a.z = z ? z->data_ptr<scalar_t>() : nullptr;
   a.delta_bias = delta_bias ? delta_bias->data_ptr<scalar_t>() : nullptr;
   a.h0 = initial_state ? initial_state->data_ptr<scalar_t>() : nullptr;
+  a.dtw = dtw ? dtw->data_ptr<scalar_t>() : nullptr;
+  a.R = dtw ? delta.size(1) : 0;
   a.u_sb = u.stride(0);
   a.u_sd = u.stride(1);
+  a.u_st = u.stride(2);
   a.delta_sb = delta.stride(0);
   a.delta_sd = delta.stride(1);
+  a.delta_st = delta.stride(2);
   if (z) {
     a.z_sb = z->stride(0);
     a.z_sd = z->stride(1);
+    a.z_st = z->stride(2);
   }
+  a.o_sb = out.stride(0);
+  a.o_sd = out.stride(1);
+  a.o_st = out.stride(2);
   a.B_sb = B.stride(0);
   a.B_sn = B.stride(1);
   a.B_st = B.stride(2);
@@ -478,6 +555,15 @@ ScanArgs<scalar_t> make_args(const at::Tensor& u, const at::Tensor& delta, const
   a.C_st = C.stride(2);
   a.softplus = softplus;
   return a;
+}
+
+// Per-row partial sums (batch, ...) -> the parameter's shape: summed over the batch, or per group.
+at::Tensor sum_rows(const at::Tensor& part, int64_t groups, bool grouped) {
+  if (!grouped) return part.sum(0);
+  auto sizes = part.sizes().vec();
+  sizes[0] /= groups;
+  sizes.insert(sizes.begin(), groups);
+  return part.view(sizes).sum(1);
 }
 
 template <typename scalar_t>
@@ -502,14 +588,16 @@ std::vector<at::Tensor> scan_forward(const at::Tensor& u, const at::Tensor& delt
                                      const c10::optional<at::Tensor>& z,
                                      const c10::optional<at::Tensor>& delta_bias,
                                      const c10::optional<at::Tensor>& initial_state, bool softplus,
-                                     bool save_checkpoints, bool return_last_state) {
-  check_inputs(u, delta, A, B, C, D, z, delta_bias, initial_state);
-  const auto batch = u.size(0), dim = u.size(1), len = u.size(2), nstate = A.size(1);
-  at::Tensor out = at::empty({batch, dim, len}, u.options());
+                                     bool save_checkpoints, bool return_last_state,
+                                     const c10::optional<at::Tensor>& delta_proj_weight) {
+  check_inputs(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_proj_weight);
+  const auto batch = u.size(0), dim = u.size(1), len = u.size(2), nstate = A.size(-1);
+  at::Tensor out = empty_like_layout(u);
   at::Tensor ckpt, last;
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_cpu_forward", [&] {
     constexpr int64_t W = Vectorized<scalar_t>::size();
-    const auto args = make_args<scalar_t>(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus);
+    const auto args =
+        make_args<scalar_t>(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_proj_weight, softplus, out);
     const int64_t nchunk = (len + kChunk - 1) / kChunk;
     const int64_t nblk = block_count<scalar_t>(dim);
     if (save_checkpoints) ckpt = at::empty({batch, nblk, nchunk, nstate, W}, u.options());
@@ -539,16 +627,18 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& u, const at::Tensor& del
                                       const c10::optional<at::Tensor>& D, const c10::optional<at::Tensor>& z,
                                       const c10::optional<at::Tensor>& delta_bias,
                                       const c10::optional<at::Tensor>& initial_state, bool softplus,
-                                      const at::Tensor& checkpoints, const at::Tensor& dout) {
-  check_inputs(u, delta, A, B, C, D, z, delta_bias, initial_state);
-  TORCH_CHECK(dout.sizes() == u.sizes() && time_contiguous(dout) && dout.scalar_type() == u.scalar_type(),
-              "dout must be (batch, dim, len) with the dtype of u");
-  const auto batch = u.size(0), dim = u.size(1), len = u.size(2), nstate = A.size(1);
+                                      const at::Tensor& checkpoints, const at::Tensor& dout,
+                                      const c10::optional<at::Tensor>& delta_proj_weight) {
+  check_inputs(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_proj_weight);
+  TORCH_CHECK(dout.sizes() == u.sizes() && dense_rows(dout) && dout.scalar_type() == u.scalar_type(),
+              "dout must be (batch, dim, len) with the dtype of u, time or channels dense");
+  const auto batch = u.size(0), dim = u.size(1), len = u.size(2), nstate = A.size(-1);
   const int64_t threads = at::get_num_threads();
   auto opts = u.options();
-  at::Tensor du = at::empty({batch, dim, len}, opts);
-  at::Tensor ddelta = at::empty({batch, dim, len}, opts);
-  at::Tensor dz = z ? at::empty({batch, dim, len}, opts) : at::Tensor();
+  // du, ddelta (the step size before its bias, i.e. dt_proj's output when fused) and dz: u's layout
+  at::Tensor du = empty_like_layout(u);
+  at::Tensor ddelta = empty_like_layout(u);
+  at::Tensor dz = z ? empty_like_layout(u) : at::Tensor();
   at::Tensor dA_part = at::empty({batch, dim, nstate}, opts);
   at::Tensor dD_part = at::empty({batch, dim}, opts);
   at::Tensor dbias_part = at::empty({batch, dim}, opts);
@@ -557,11 +647,13 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& u, const at::Tensor& del
   at::Tensor dC_thread = at::zeros({threads, batch, nstate, len}, opts);
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_cpu_backward", [&] {
     constexpr int64_t W = Vectorized<scalar_t>::size();
-    const auto args = make_args<scalar_t>(u, delta, A, B, C, D, z, delta_bias, initial_state, softplus);
+    const auto args =
+        make_args<scalar_t>(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_proj_weight, softplus, du);
     GradArgs<scalar_t> g;
     g.dout = dout.data_ptr<scalar_t>();
     g.dout_sb = dout.stride(0);
     g.dout_sd = dout.stride(1);
+    g.dout_st = dout.stride(2);
     g.du = du.data_ptr<scalar_t>();
     g.ddelta = ddelta.data_ptr<scalar_t>();
     g.dz = z ? dz.data_ptr<scalar_t>() : nullptr;
@@ -588,73 +680,164 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& u, const at::Tensor& del
       }
     });
   });
-  at::Tensor dA = dA_part.sum(0);
+  const int64_t groups = group_count(A);
+  at::Tensor dA = sum_rows(dA_part, groups, A.dim() == 3);
   at::Tensor dB = dB_thread.sum(0);
   at::Tensor dC = dC_thread.sum(0);
-  at::Tensor dD = D ? dD_part.sum(0) : at::Tensor();
-  at::Tensor dbias = delta_bias ? dbias_part.sum(0) : at::Tensor();
+  at::Tensor dD = D ? sum_rows(dD_part, groups, D->dim() == 2) : at::Tensor();
+  at::Tensor dbias = delta_bias ? sum_rows(dbias_part, groups, delta_bias->dim() == 2) : at::Tensor();
   return {du, ddelta, dA, dB, dC, dD, dz, dbias, dh0};
 }
 
-// Depthwise causal conv of a stream's chunk (forward only): y[b, d, t] = act(bias[d] + sum_k w[d, k] *
-// xp[b, d, t + k]) with xp = [initial (W - 1 samples), x]; also returns xp's last W - 1 samples. One
-// pass over the chunk instead of a concatenation and W multiply-adds (the Mamba block's conv on a stream).
-std::vector<at::Tensor> conv_forward(const at::Tensor& x, const at::Tensor& weight,
-                                     const c10::optional<at::Tensor>& bias, const at::Tensor& initial, bool silu) {
-  TORCH_CHECK(x.device().is_cpu() && x.dim() == 3 && time_contiguous(x), "conv: x must be (batch, dim, len), time dense");
+// Depthwise causal conv of the Mamba block: y[b, d, t] = act(bias[d] + sum_k w[d, k] * xp[b, d, t + k])
+// with xp = [initial (W - 1 inputs; zeros if absent), x]. x is time dense or channels dense and y takes
+// its layout; weight (dim, W) or grouped (groups, dim, W), bias (dim) or (groups, dim), as the scan's
+// parameters. Returns y and xp's last W - 1 inputs (batch, dim, W - 1), for a stream's next chunk. One
+// pass, vectorised over channels, with the SiLU fused.
+namespace {
+
+struct ConvArgs {
+  int64_t batch, dim, len, width, groups, x_sb, x_sd, x_st;
+};
+
+ConvArgs conv_args(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
+                   const c10::optional<at::Tensor>& initial) {
+  TORCH_CHECK(x.device().is_cpu() && x.dim() == 3 && dense_rows(x),
+              "conv: x must be a (batch, dim, len) CPU tensor, time or channels dense");
   const auto batch = x.size(0), dim = x.size(1), len = x.size(2);
-  TORCH_CHECK(weight.dim() == 2 && weight.size(0) == dim && weight.is_contiguous() &&
-                  weight.scalar_type() == x.scalar_type(), "conv: weight must be contiguous (dim, W), x's dtype");
-  const auto width = weight.size(1);
-  TORCH_CHECK(initial.dim() == 3 && initial.size(0) == batch && initial.size(1) == dim && initial.size(2) == width - 1 &&
-                  initial.is_contiguous() && initial.scalar_type() == x.scalar_type(),
-              "conv: initial must be contiguous (batch, dim, W - 1), x's dtype");
-  if (bias) TORCH_CHECK(bias->dim() == 1 && bias->size(0) == dim && bias->is_contiguous() &&
-                            bias->scalar_type() == x.scalar_type(), "conv: bias must be (dim,), x's dtype");
-  at::Tensor y = at::empty({batch, dim, len}, x.options());
-  at::Tensor final_states = at::empty({batch, dim, width - 1}, x.options());
+  TORCH_CHECK(weight.dim() == 2 || weight.dim() == 3, "conv: weight must be (dim, W) or (groups, dim, W)");
+  const int64_t groups = weight.dim() == 3 ? weight.size(0) : 1, width = weight.size(-1);
+  TORCH_CHECK(batch % groups == 0, "conv: the batch must be a multiple of the weight's groups");
+  check_param(weight, x, groups, dim, width, "conv weight");
+  if (bias) check_param(*bias, x, groups, dim, 0, "conv bias");
+  if (initial)
+    TORCH_CHECK(initial->dim() == 3 && initial->size(0) == batch && initial->size(1) == dim &&
+                    initial->size(2) == width - 1 && initial->is_contiguous() && initial->scalar_type() == x.scalar_type(),
+                "conv: initial must be contiguous (batch, dim, W - 1), x's dtype");
+  return {batch, dim, len, width, groups, x.stride(0), x.stride(1), x.stride(2)};
+}
+
+template <typename scalar_t>
+struct ConvLanes {  // one task's weights as lanes: batch row b, channels [d0, d0 + nvalid)
+  using Vec = Vectorized<scalar_t>;
+  int64_t d0, nvalid, g;
+  std::vector<Vec> w;
+  Vec bias;
+  ConvLanes(const ConvArgs& c, const scalar_t* weight, const scalar_t* bias_p, int64_t b, int64_t blk)
+      : d0(blk * Vec::size()), nvalid(std::min<int64_t>(Vec::size(), c.dim - blk * Vec::size())),
+        g(b / (c.batch / c.groups)), bias(load_channels(bias_p ? bias_p + g * c.dim : nullptr, d0, nvalid, scalar_t(0))) {
+    for (int64_t k = 0; k < c.width; ++k) w.push_back(load_lanes(weight + (g * c.dim + d0) * c.width + k, c.width, nvalid));
+  }
+};
+
+}  // namespace
+
+std::vector<at::Tensor> conv_forward(const at::Tensor& x, const at::Tensor& weight,
+                                     const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& initial,
+                                     bool silu) {
+  const ConvArgs c = conv_args(x, weight, bias, initial);
+  const int64_t pad = c.width - 1;
+  at::Tensor y = empty_like_layout(x);
+  at::Tensor final_states = at::empty({c.batch, c.dim, pad}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "causal_conv_cpu_forward", [&] {
     using Vec = Vectorized<scalar_t>;
     constexpr int64_t W = Vec::size();
-    const scalar_t* xp_ = x.data_ptr<scalar_t>();
-    const scalar_t* w = weight.data_ptr<scalar_t>();
-    const scalar_t* bp = bias ? bias->data_ptr<scalar_t>() : nullptr;
-    const scalar_t* init = initial.data_ptr<scalar_t>();
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    const scalar_t* init = initial ? initial->data_ptr<scalar_t>() : nullptr;
     scalar_t* yp = y.data_ptr<scalar_t>();
     scalar_t* fp = final_states.data_ptr<scalar_t>();
-    const int64_t sb = x.stride(0), sd = x.stride(1), pad = width - 1;
-    at::parallel_for(0, batch * dim, 16, [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> row(pad + len + W);
-      for (int64_t r = begin; r < end; ++r) {
-        const int64_t b = r / dim, d = r % dim;
-        std::copy(init + r * pad, init + (r + 1) * pad, row.begin());
-        std::copy(xp_ + b * sb + d * sd, xp_ + b * sb + d * sd + len, row.begin() + pad);
-        std::copy(row.begin() + len, row.begin() + len + pad, fp + r * pad);
-        const scalar_t* wd = w + d * width;
-        const Vec b0(bp ? bp[d] : scalar_t(0));
-        scalar_t* out = yp + r * len;
-        int64_t t = 0;
-        for (; t + W <= len; t += W) {
-          Vec acc = b0;
-          for (int64_t k = 0; k < width; ++k) acc = at::vec::fmadd(Vec(wd[k]), Vec::loadu(row.data() + t + k), acc);
-          if (silu) acc = acc * vsigmoid(acc);
-          acc.store(out + t);
+    const int64_t nblk = block_count<scalar_t>(c.dim);
+    at::parallel_for(0, c.batch * nblk, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> tile(kChunk * W);
+      std::vector<Vec> win(pad + 1);
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t b = task / nblk;
+        const ConvLanes<scalar_t> lanes(c, weight.data_ptr<scalar_t>(), bias ? bias->data_ptr<scalar_t>() : nullptr,
+                                        b, task % nblk);
+        for (int64_t j = 0; j < pad; ++j)
+          win[j] = init ? load_lanes(init + (b * c.dim + lanes.d0) * pad + j, pad, lanes.nvalid) : Vec(scalar_t(0));
+        for (int64_t t0 = 0; t0 < c.len; t0 += kChunk) {
+          const int64_t nt = std::min(kChunk, c.len - t0);
+          load_tile(xp + b * c.x_sb, c.x_sd, c.x_st, lanes.d0, lanes.nvalid, t0, nt, tile.data());
+          for (int64_t t = 0; t < nt; ++t) {
+            win[pad] = Vec::loadu(tile.data() + t * W);
+            Vec acc = lanes.bias;
+            for (int64_t k = 0; k <= pad; ++k) acc = at::vec::fmadd(lanes.w[k], win[k], acc);
+            if (silu) acc = acc * vsigmoid(acc);
+            acc.store(tile.data() + t * W);
+            for (int64_t k = 0; k < pad; ++k) win[k] = win[k + 1];
+          }
+          store_tile(tile.data(), lanes.d0, lanes.nvalid, t0, nt, yp + b * y.stride(0), y.stride(1), y.stride(2));
         }
-        for (; t < len; ++t) {
-          scalar_t acc = bp ? bp[d] : scalar_t(0);
-          for (int64_t k = 0; k < width; ++k) acc += wd[k] * row[t + k];
-          out[t] = silu ? acc / (scalar_t(1) + std::exp(-acc)) : acc;
-        }
+        for (int64_t j = 0; j < pad; ++j) store_lanes(win[j], fp + (b * c.dim + lanes.d0) * pad + j, pad, lanes.nvalid);
       }
     });
   });
   return {y, final_states};
 }
 
+// Gradients of conv_forward (no initial states): (dx in x's layout, dweight and dbias in their shapes).
+std::vector<at::Tensor> conv_backward(const at::Tensor& x, const at::Tensor& weight,
+                                      const c10::optional<at::Tensor>& bias, bool silu, const at::Tensor& dy) {
+  const ConvArgs c = conv_args(x, weight, bias, c10::nullopt);
+  TORCH_CHECK(dy.sizes() == x.sizes() && dense_rows(dy) && dy.scalar_type() == x.scalar_type(),
+              "conv: dy must be (batch, dim, len) with x's dtype, time or channels dense");
+  const int64_t pad = c.width - 1, L = c.len;
+  at::Tensor dx = empty_like_layout(x);
+  at::Tensor dw_part = at::empty({c.batch, c.dim, c.width}, x.options());
+  at::Tensor db_part = at::empty({c.batch, c.dim}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "causal_conv_cpu_backward", [&] {
+    using Vec = Vectorized<scalar_t>;
+    constexpr int64_t W = Vec::size();
+    const int64_t nblk = block_count<scalar_t>(c.dim);
+    at::parallel_for(0, c.batch * nblk, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> xs((pad + L) * W), dp((L + pad) * W);  // [zeros, x] and [dpre, zeros], as lanes
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t b = task / nblk;
+        const ConvLanes<scalar_t> lanes(c, weight.data_ptr<scalar_t>(), bias ? bias->data_ptr<scalar_t>() : nullptr,
+                                        b, task % nblk);
+        std::fill(xs.begin(), xs.begin() + pad * W, scalar_t(0));
+        std::fill(dp.begin() + L * W, dp.end(), scalar_t(0));
+        load_tile(x.data_ptr<scalar_t>() + b * c.x_sb, c.x_sd, c.x_st, lanes.d0, lanes.nvalid, 0, L, xs.data() + pad * W);
+        load_tile(dy.data_ptr<scalar_t>() + b * dy.stride(0), dy.stride(1), dy.stride(2), lanes.d0, lanes.nvalid, 0, L,
+                  dp.data());
+        Vec db(scalar_t(0));
+        std::vector<Vec> dw(c.width, Vec(scalar_t(0)));
+        for (int64_t t = 0; t < L; ++t) {  // dp: dL/d(pre-activation)
+          Vec g = Vec::loadu(dp.data() + t * W);
+          if (silu) {
+            Vec pre = lanes.bias;
+            for (int64_t k = 0; k <= pad; ++k) pre = at::vec::fmadd(lanes.w[k], Vec::loadu(xs.data() + (t + k) * W), pre);
+            const Vec sig = vsigmoid(pre), one(scalar_t(1));
+            g = g * sig * (one + pre * (one - sig));
+            g.store(dp.data() + t * W);
+          }
+          db = db + g;
+          for (int64_t k = 0; k <= pad; ++k) dw[k] = at::vec::fmadd(g, Vec::loadu(xs.data() + (t + k) * W), dw[k]);
+        }
+        for (int64_t t = 0; t < L; ++t) {  // dx[t] = sum_k w[k] dp[t + pad - k]; xs is free to hold it
+          Vec acc(scalar_t(0));
+          for (int64_t k = 0; k <= pad; ++k) acc = at::vec::fmadd(lanes.w[k], Vec::loadu(dp.data() + (t + pad - k) * W), acc);
+          acc.store(xs.data() + t * W);
+        }
+        store_tile(xs.data(), lanes.d0, lanes.nvalid, 0, L, dx.data_ptr<scalar_t>() + b * dx.stride(0), dx.stride(1),
+                   dx.stride(2));
+        for (int64_t k = 0; k < c.width; ++k)
+          store_lanes(dw[k], dw_part.data_ptr<scalar_t>() + (b * c.dim + lanes.d0) * c.width + k, c.width, lanes.nvalid);
+        store_lanes(db, db_part.data_ptr<scalar_t>() + b * c.dim + lanes.d0, 1, lanes.nvalid);
+      }
+    });
+  });
+  at::Tensor dweight = sum_rows(dw_part, c.groups, weight.dim() == 3);
+  at::Tensor dbias = bias ? sum_rows(db_part, c.groups, bias->dim() == 2) : at::Tensor();
+  return {dx, dweight, dbias};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "sepmamba_sb selective scan, CPU kernels";
   m.def("forward", &scan_forward, "selective scan forward (CPU)");
   m.def("backward", &scan_backward, "selective scan backward (CPU)");
-  m.def("conv_forward", &conv_forward, "depthwise causal conv of a chunk, from initial states (CPU, forward only)");
+  m.def("conv_forward", &conv_forward, "depthwise causal conv + SiLU, from optional initial states (CPU)");
+  m.def("conv_backward", &conv_backward, "gradients of conv_forward without initial states (CPU)");
   m.attr("chunk") = kChunk;
 }
