@@ -325,3 +325,23 @@ def test_bad_shapes_name_the_argument(name, bad, match):
     inputs[name] = bad
     with pytest.raises(ValueError, match=match):
         selective_scan(*(inputs[k] for k in NAMES), delta_softplus=True)
+
+
+@pytest.mark.parametrize("backend,device", _cases())
+def test_softplus_and_decays_over_their_whole_range(backend, device):
+    """The kernels' own exp and softplus (the cpu backend's are not ATen's): delta + bias from -30 to
+    30 (softplus's threshold at 20 included) and delta * A from 0 to -90 (exp's flush to zero below
+    log(FLT_MIN) included), against the float64 oracle."""
+    length = 600
+    inputs = make_inputs(2, DIM, length, 16, **OPTIONS["mamba"], seed=3)
+    inputs["delta"] = torch.linspace(-30, 30, length).expand(2, DIM, length).contiguous()
+    inputs["delta_bias"] = torch.zeros(DIM)
+    inputs["A"] = -torch.logspace(-3, 0.5, DIM * 16).view(DIM, 16)
+    grad_out = torch.randn(2, DIM, length)
+    out, grads, _ = run(inputs, True, backend, device, grad_out)
+    leaves = {k: v.double().requires_grad_() for k, v in inputs.items()}
+    ref, _ = scan_oracle(*(leaves[k] for k in NAMES), delta_softplus=True)
+    ref.backward(grad_out.double())
+    assert rel_err(out, ref) < 1e-5
+    for name, grad in grads.items():
+        assert rel_err(grad, leaves[name].grad) < 1e-4, name

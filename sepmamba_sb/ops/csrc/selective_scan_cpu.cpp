@@ -35,6 +35,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <new>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -43,6 +45,24 @@ using at::vec::Vectorized;
 
 constexpr int64_t kChunk = 64;  // time steps per tile and per checkpoint
 constexpr int64_t kMaxStaticState = 16;
+
+// Work buffers hold one vector per row: 64-byte aligned, so that no vector load or store splits a cache
+// line (split stores also defeat store-to-load forwarding, which the tiles rely on).
+template <typename T>
+struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <typename U>
+  Aligned64(const Aligned64<U>&) {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t(64)); }
+  template <typename U>
+  bool operator==(const Aligned64<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const Aligned64<U>&) const { return false; }
+};
+template <typename T>
+using Buffer = std::vector<T, Aligned64<T>>;
 
 template <typename scalar_t>
 struct ScanArgs {
@@ -105,16 +125,63 @@ inline Vectorized<scalar_t> vexp(const Vectorized<scalar_t>& x) {
   return x.exp_u20();
 }
 
+#if defined(CPU_CAPABILITY_AVX512)
+// exp for float in 11 AVX-512 instructions (exp_u20 takes about 20, and the scan's decays are most of
+// its work): 2^(x log2 e) = 2^f * 2^n with n = round(x log2 e), f in [-1/2, 1/2], 2^f by its degree-6
+// Taylor polynomial (truncation 1.2e-7), 2^n applied by scalef. Below log(FLT_MIN) it gives exactly 0,
+// as exp_u20; above log(FLT_MAX) it saturates. Relative error about 2e-7 for |x| < 10, growing as
+// |x| 6e-8 beyond (the rounding of x log2 e).
+template <>
+inline Vectorized<float> vexp<float>(const Vectorized<float>& v) {
+  const __m512 x = _mm512_min_ps(v, _mm512_set1_ps(88.72283f));
+  const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654f), _CMP_GE_OQ);
+  const __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504f));
+  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_set1_ps(1.5403530e-4f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504109e-2f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022651e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  return _mm512_maskz_scalef_ps(keep, p, n);
+}
+#endif
+
 template <typename scalar_t>
 inline Vectorized<scalar_t> vsigmoid(const Vectorized<scalar_t>& x) {
   const Vectorized<scalar_t> one(scalar_t(1));
   return one / (one + vexp(x.neg()));
 }
 
-// softplus with mamba-ssm's threshold: x for x > 20, log1p(exp(x)) otherwise.
+// log(1 + e) for e in [0, 1]: 2 atanh(s), s = e / (2 + e) <= 1/3, by its series to s^13 (truncation
+// below 1.5e-8 relative), a division and 8 fused multiply-adds instead of a call to Sleef's log1p.
+template <typename scalar_t>
+inline Vectorized<scalar_t> vlog1p_unit(const Vectorized<scalar_t>& e) {
+  using Vec = Vectorized<scalar_t>;
+  const Vec s = e / (Vec(scalar_t(2)) + e);
+  const Vec s2 = s * s;
+  Vec p(scalar_t(2.0 / 13));
+  p = at::vec::fmadd(p, s2, Vec(scalar_t(2.0 / 11)));
+  p = at::vec::fmadd(p, s2, Vec(scalar_t(2.0 / 9)));
+  p = at::vec::fmadd(p, s2, Vec(scalar_t(2.0 / 7)));
+  p = at::vec::fmadd(p, s2, Vec(scalar_t(2.0 / 5)));
+  p = at::vec::fmadd(p, s2, Vec(scalar_t(2.0 / 3)));
+  p = at::vec::fmadd(p, s2, Vec(scalar_t(2)));
+  return p * s;
+}
+
+// softplus with mamba-ssm's threshold: x for x > 20, log1p(exp(x)) otherwise. For float,
+// max(x, 0) + log1p(exp(-|x|)) (equal to x in float beyond 20, where the correction is below 2e-9);
+// for double, Sleef's log1p.
 template <typename scalar_t>
 inline Vectorized<scalar_t> vsoftplus(const Vectorized<scalar_t>& x) {
   const Vectorized<scalar_t> thr(scalar_t(20));
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    const Vectorized<scalar_t> zero(scalar_t(0));
+    return at::vec::maximum(x, zero) + vlog1p_unit(vexp(at::vec::minimum(x, x.neg())));
+  }
   const auto soft = vexp(at::vec::minimum(x, thr)).log1p();
   return Vectorized<scalar_t>::blendv(soft, x, x > thr);
 }
@@ -126,20 +193,32 @@ inline Vectorized<scalar_t> vsoftplus_grad(const Vectorized<scalar_t>& x) {
   return Vectorized<scalar_t>::blendv(vsigmoid(x), Vectorized<scalar_t>(scalar_t(1)), x > thr);
 }
 
-// Asks for the rows of the next chunk while this one is computed: a block reads W rows of each input
-// at once, too many streams for the hardware prefetcher.
+// Asks for the next chunk's lines while this one is computed: a block reads W rows of a time-dense
+// input (too many streams for the hardware prefetcher), or one short line per step of a channels-dense
+// one (a stride it does not follow). With write, for lines about to be stored.
 template <typename scalar_t>
-void prefetch_rows(const scalar_t* base, int64_t sd, int64_t d0, int64_t nvalid, int64_t t0, int64_t nt) {
+void prefetch_slab(const scalar_t* base, int64_t sd, int64_t st, int64_t d0, int64_t nvalid, int64_t t0, int64_t nt,
+                   bool write = false) {
   constexpr int64_t kLine = 64 / sizeof(scalar_t);
+  if (sd == 1) {
+    for (int64_t t = 0; t < nt; ++t) {
+      const scalar_t* p = base + d0 + (t0 + t) * st;
+      write ? __builtin_prefetch(p, 1, 2) : __builtin_prefetch(p, 0, 2);
+      if (nvalid * sizeof(scalar_t) > 64 - (reinterpret_cast<uintptr_t>(p) & 63))  // the row's piece spans two lines
+        write ? __builtin_prefetch(p + nvalid - 1, 1, 2) : __builtin_prefetch(p + nvalid - 1, 0, 2);
+    }
+    return;
+  }
+  if (st != 1) return;
   for (int64_t w = 0; w < nvalid; ++w) {
     const scalar_t* row = base + (d0 + w) * sd + t0;
-    for (int64_t t = 0; t < nt; t += kLine) __builtin_prefetch(row + t, 0, 1);
+    for (int64_t t = 0; t < nt; t += kLine) write ? __builtin_prefetch(row + t, 1, 2) : __builtin_prefetch(row + t, 0, 2);
   }
 }
 
 // Channels [d0, d0+nvalid) x steps [t0, t0+nt) of a (dim, len) slice with strides (sd, st) -> tile[t][w],
-// zeros in the missing lanes. Channels dense (sd == 1): one vector per step. Time dense: a transpose,
-// then a prefetch of the next chunk (next_nt steps) of the same rows.
+// zeros in the missing lanes. Channels dense (sd == 1): one vector per step; time dense: a transpose.
+// Then a prefetch of the next chunk (next_nt steps) of the same channels.
 template <typename scalar_t>
 void load_tile(const scalar_t* base, int64_t sd, int64_t st, int64_t d0, int64_t nvalid, int64_t t0, int64_t nt,
                scalar_t* tile, int64_t next_t0 = 0, int64_t next_nt = 0) {
@@ -147,15 +226,15 @@ void load_tile(const scalar_t* base, int64_t sd, int64_t st, int64_t d0, int64_t
   constexpr int64_t W = Vec::size();
   if (sd == 1) {
     for (int64_t t = 0; t < nt; ++t) Vec::loadu(base + d0 + (t0 + t) * st, nvalid).store(tile + t * W);
-    return;
+  } else {
+    for (int64_t w = 0; w < nvalid; ++w) {
+      const scalar_t* row = base + (d0 + w) * sd + t0 * st;
+      for (int64_t t = 0; t < nt; ++t) tile[t * W + w] = row[t * st];
+    }
+    for (int64_t w = nvalid; w < W; ++w)
+      for (int64_t t = 0; t < nt; ++t) tile[t * W + w] = scalar_t(0);
   }
-  for (int64_t w = 0; w < nvalid; ++w) {
-    const scalar_t* row = base + (d0 + w) * sd + t0 * st;
-    for (int64_t t = 0; t < nt; ++t) tile[t * W + w] = row[t * st];
-  }
-  if (next_nt > 0 && st == 1) prefetch_rows(base, sd, d0, nvalid, next_t0, next_nt);
-  for (int64_t w = nvalid; w < W; ++w)
-    for (int64_t t = 0; t < nt; ++t) tile[t * W + w] = scalar_t(0);
+  if (next_nt > 0) prefetch_slab(base, sd, st, d0, nvalid, next_t0, next_nt);
 }
 
 template <typename scalar_t>
@@ -183,7 +262,7 @@ Vectorized<scalar_t> load_channels(const scalar_t* p, int64_t d0, int64_t nvalid
 // Tiles of one chunk: u, delta' (after bias and softplus), raw delta+bias (backward only) and z.
 template <typename scalar_t>
 struct ChunkTiles {
-  std::vector<scalar_t> u, dt, raw, z;
+  Buffer<scalar_t> u, dt, raw, z;
   explicit ChunkTiles(bool with_z) {
     constexpr int64_t W = Vectorized<scalar_t>::size();
     u.resize(kChunk * W);
@@ -208,6 +287,7 @@ struct ChunkTiles {
         r.store(raw.data() + t * W);
         (a.softplus ? vsoftplus(r) : r).store(dt.data() + t * W);
       }
+      if (next_nt > 0) prefetch_slab(a.delta + b * a.delta_sb, a.delta_sd, a.delta_st, 0, a.R, next_t0, next_nt);
       return;
     }
     load_tile(a.delta + b * a.delta_sb, a.delta_sd, a.delta_st, d0, nvalid, t0, nt, raw.data(), next_t0, next_nt);
@@ -284,52 +364,75 @@ struct Block {
   template <bool kOutput, typename Visit>
   Vec step(StateVecs<Vec, kN>& h, const Vec& x, const Vec& dt, int64_t t, Visit&& visit) const {
     const Vec dtx = dt * x;
-    Vec y = D * x;
+    Vec y = D * x, y2(scalar_t(0));  // two partial sums: half the dependency chain through y
     const scalar_t* Bt = Bb + t * a.B_st;
     const scalar_t* Ct = Cb + t * a.C_st;
-    for (int64_t n = 0; n < N; ++n) {
+    // a compile-time trip count when kN > 0, so that the loop unrolls and h stays in registers
+#pragma GCC unroll 16
+    for (int64_t n = 0; n < (kN > 0 ? kN : N); ++n) {
       const Vec decay = vexp(dt * A[n]);
       h[n] = at::vec::fmadd(decay, h[n], dtx * Vec(Bt[n * a.B_sn]));
       visit(n, decay);
-      if (kOutput) y = at::vec::fmadd(h[n], Vec(Ct[n * a.C_sn]), y);
+      if (kOutput) {
+        if (n % 2 == 0) y = at::vec::fmadd(h[n], Vec(Ct[n * a.C_sn]), y);
+        else y2 = at::vec::fmadd(h[n], Vec(Ct[n * a.C_sn]), y2);
+      }
     }
-    return y;
+    return kOutput ? y + y2 : y;
   }
 };
 
+// Chunk c of one block: the recurrence from h (updated), the output tile stored, h saved first as the
+// chunk's checkpoint when ckpt is given.
 template <typename scalar_t, int64_t kN>
-void forward_block(const ScanArgs<scalar_t>& a, int64_t b, int64_t blk, ChunkTiles<scalar_t>& tiles,
-                   std::vector<scalar_t>& ybuf, scalar_t* out, scalar_t* ckpt, scalar_t* last_state) {
+void forward_chunk(const Block<scalar_t, kN>& blk_, StateVecs<Vectorized<scalar_t>, kN>& h, int64_t c,
+                   ChunkTiles<scalar_t>& tiles, Buffer<scalar_t>& ybuf, scalar_t* out, scalar_t* ckpt) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
-  const Block<scalar_t, kN> blk_(a, b, blk);
-  const int64_t N = blk_.N, L = a.len;
-  StateVecs<Vec, kN> h = blk_.initial_state();
+  const ScanArgs<scalar_t>& a = blk_.a;
+  const int64_t t0 = c * kChunk, nt = std::min(kChunk, a.len - t0);
+  const int64_t next_nt = std::max<int64_t>(0, std::min(kChunk, a.len - t0 - kChunk));
   auto no_visit = [](int64_t, const Vec&) {};
+  blk_.load(tiles, t0, nt, t0 + kChunk, next_nt);
+  if (ckpt != nullptr) {
+    scalar_t* dst = ckpt + blk_.checkpoint(c);
+    for (int64_t n = 0; n < blk_.N; ++n) h[n].store(dst + n * W);
+  }
+  for (int64_t t = 0; t < nt; ++t) {
+    const Vec x = Vec::loadu(tiles.u.data() + t * W);
+    Vec y = blk_.template step<true>(h, x, Vec::loadu(tiles.dt.data() + t * W), t0 + t, no_visit);
+    if (a.z != nullptr) {
+      const Vec zt = Vec::loadu(tiles.z.data() + t * W);
+      y = y * zt * vsigmoid(zt);
+    }
+    y.store(ybuf.data() + t * W);
+  }
+  store_tile(ybuf.data(), blk_.d0, blk_.nvalid, t0, nt, out + blk_.b * a.o_sb, a.o_sd, a.o_st);
+  if (next_nt > 0) prefetch_slab(out + blk_.b * a.o_sb, a.o_sd, a.o_st, blk_.d0, blk_.nvalid, t0 + kChunk, next_nt, true);
+}
 
-  for (int64_t c = 0; c < blk_.nchunk; ++c) {
-    const int64_t t0 = c * kChunk;
-    const int64_t nt = std::min(kChunk, L - t0);
-    const int64_t next_nt = std::max<int64_t>(0, std::min(kChunk, L - t0 - kChunk));
-    blk_.load(tiles, t0, nt, t0 + kChunk, next_nt);
-    if (ckpt != nullptr) {
-      scalar_t* dst = ckpt + blk_.checkpoint(c);
-      for (int64_t n = 0; n < N; ++n) h[n].store(dst + n * W);
-    }
-    for (int64_t t = 0; t < nt; ++t) {
-      const Vec x = Vec::loadu(tiles.u.data() + t * W);
-      Vec y = blk_.template step<true>(h, x, Vec::loadu(tiles.dt.data() + t * W), t0 + t, no_visit);
-      if (a.z != nullptr) {
-        const Vec zt = Vec::loadu(tiles.z.data() + t * W);
-        y = y * zt * vsigmoid(zt);
-      }
-      y.store(ybuf.data() + t * W);
-    }
-    store_tile(ybuf.data(), blk_.d0, blk_.nvalid, t0, nt, out + b * a.o_sb, a.o_sd, a.o_st);
+// Blocks [blk0, blk1) of batch row b. Time is the outer loop: each chunk is run for every block of the
+// span before the next, so a time-major input is read as one slab of kChunk rows (cache and TLB
+// friendly), and each block's state waits in memory between chunks.
+template <typename scalar_t, int64_t kN>
+void forward_span(const ScanArgs<scalar_t>& a, int64_t b, int64_t blk0, int64_t blk1, ChunkTiles<scalar_t>& tiles,
+                  Buffer<scalar_t>& ybuf, scalar_t* out, scalar_t* ckpt, scalar_t* last_state) {
+  using Vec = Vectorized<scalar_t>;
+  std::vector<Block<scalar_t, kN>> blocks;
+  std::vector<StateVecs<Vec, kN>> h;
+  blocks.reserve(blk1 - blk0);
+  h.reserve(blk1 - blk0);
+  for (int64_t blk = blk0; blk < blk1; ++blk) {
+    blocks.emplace_back(a, b, blk);
+    h.push_back(blocks.back().initial_state());
   }
-  if (last_state != nullptr) {
-    for (int64_t n = 0; n < N; ++n) store_lanes(h[n], last_state + (b * a.dim + blk_.d0) * N + n, N, blk_.nvalid);
-  }
+  const int64_t nchunk = (a.len + kChunk - 1) / kChunk;
+  for (int64_t c = 0; c < nchunk; ++c)
+    for (size_t i = 0; i < blocks.size(); ++i) forward_chunk(blocks[i], h[i], c, tiles, ybuf, out, ckpt);
+  if (last_state != nullptr)
+    for (size_t i = 0; i < blocks.size(); ++i)
+      for (int64_t n = 0; n < blocks[i].N; ++n)
+        store_lanes(h[i][n], last_state + (b * a.dim + blocks[i].d0) * blocks[i].N + n, blocks[i].N, blocks[i].nvalid);
 }
 
 // Gradient buffers shared by the tasks. dB/dC are sums over channels, so each thread accumulates
@@ -349,105 +452,142 @@ struct GradArgs {
   scalar_t* dC_thread = nullptr;
 };
 
+// What one block carries from chunk to chunk in the backward pass (chunks are walked last first).
 template <typename scalar_t, int64_t kN>
-void backward_block(const ScanArgs<scalar_t>& a, const GradArgs<scalar_t>& g, const scalar_t* ckpt,
-                    int64_t b, int64_t blk, ChunkTiles<scalar_t>& tiles, std::vector<scalar_t>& work,
-                    std::vector<scalar_t>& decays, std::vector<scalar_t>& states, int64_t thread) {
+struct BackwardCarry {
+  using Vec = Vectorized<scalar_t>;
+  StateVecs<Vec, kN> dh, dA;  // dL/dh after the chunk; dL/dA so far
+  Vec dD, dbias;
+  explicit BackwardCarry(int64_t N) : dh(N, Vec(scalar_t(0))), dA(N, Vec(scalar_t(0))), dD(scalar_t(0)), dbias(scalar_t(0)) {}
+};
+
+// Work tiles of one thread in the backward pass.
+template <typename scalar_t>
+struct BackwardWork {
+  Buffer<scalar_t> work, decays, states;  // work: dout (becomes du), ddelta, dz, y
+  BackwardWork(int64_t N) {
+    constexpr int64_t W = Vectorized<scalar_t>::size();
+    work.resize(4 * kChunk * W);
+    decays.resize(kChunk * N * W);
+    states.resize((kChunk + 1) * N * W);
+  }
+};
+
+// Chunk c of one block: recompute its states from the checkpoint, then the adjoint recurrence.
+template <typename scalar_t, int64_t kN>
+void backward_chunk(const Block<scalar_t, kN>& blk_, const GradArgs<scalar_t>& g, const scalar_t* ckpt, int64_t c,
+                    ChunkTiles<scalar_t>& tiles, BackwardWork<scalar_t>& wk, BackwardCarry<scalar_t, kN>& carry,
+                    int64_t thread) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
-  const Block<scalar_t, kN> blk_(a, b, blk);
-  const int64_t N = blk_.N, L = a.len, d0 = blk_.d0, nvalid = blk_.nvalid;
+  const ScanArgs<scalar_t>& a = blk_.a;
+  const int64_t N = blk_.N, L = a.len, d0 = blk_.d0, nvalid = blk_.nvalid, b = blk_.b;
   const bool has_z = a.z != nullptr;
-
-  StateVecs<Vec, kN> h(N, Vec(scalar_t(0))), dh(N, Vec(scalar_t(0))), dA_acc(N, Vec(scalar_t(0)));
-  Vec dD_acc(scalar_t(0)), dbias_acc(scalar_t(0));
   scalar_t* dBb = g.dB_thread + (thread * a.batch + b) * N * L;
   scalar_t* dCb = g.dC_thread + (thread * a.batch + b) * N * L;
-  // work tiles: dout (becomes du), ddelta, dz, y
-  scalar_t* dout_t = work.data();
+  scalar_t* dout_t = wk.work.data();
   scalar_t* ddt_t = dout_t + kChunk * W;
   scalar_t* dz_t = ddt_t + kChunk * W;
   scalar_t* y_t = dz_t + kChunk * W;
+  const int64_t t0 = c * kChunk;
+  const int64_t nt = std::min(kChunk, L - t0);
+  const int64_t prev_nt = c > 0 ? kChunk : 0;  // chunks are walked backwards
+  blk_.load(tiles, t0, nt, t0 - prev_nt, prev_nt);
+  load_tile(g.dout + b * g.dout_sb, g.dout_sd, g.dout_st, d0, nvalid, t0, nt, dout_t, t0 - prev_nt, prev_nt);
 
-  for (int64_t c = blk_.nchunk - 1; c >= 0; --c) {
-    const int64_t t0 = c * kChunk;
-    const int64_t nt = std::min(kChunk, L - t0);
-    const int64_t prev_nt = c > 0 ? kChunk : 0;  // chunks are walked backwards
-    blk_.load(tiles, t0, nt, t0 - prev_nt, prev_nt);
-    load_tile(g.dout + b * g.dout_sb, g.dout_sd, g.dout_st, d0, nvalid, t0, nt, dout_t, t0 - prev_nt, prev_nt);
-
-    // Recompute the chunk: states[t+1][n] = h_t, states[0][n] = the checkpoint (h before the chunk).
-    const scalar_t* src = ckpt + blk_.checkpoint(c);
-    for (int64_t n = 0; n < N; ++n) {
-      h[n] = Vec::loadu(src + n * W);
-      h[n].store(states.data() + n * W);
-    }
-    for (int64_t t = 0; t < nt; ++t) {
-      scalar_t* dec = decays.data() + t * N * W;
-      scalar_t* st = states.data() + (t + 1) * N * W;
-      auto keep = [&](int64_t n, const Vec& decay) {
-        decay.store(dec + n * W);
-        h[n].store(st + n * W);
-      };
-      const Vec x = Vec::loadu(tiles.u.data() + t * W);
-      const Vec dt = Vec::loadu(tiles.dt.data() + t * W);
-      if (has_z)
-        blk_.template step<true>(h, x, dt, t0 + t, keep).store(y_t + t * W);  // y before the gate, for dz
-      else
-        blk_.template step<false>(h, x, dt, t0 + t, keep);
-    }
-
-    // Adjoint recurrence, last step first. dh[n] carries dL/dh_t from later steps.
-    for (int64_t t = nt - 1; t >= 0; --t) {
-      const Vec x = Vec::loadu(tiles.u.data() + t * W);
-      const Vec dt = Vec::loadu(tiles.dt.data() + t * W);
-      Vec gy = Vec::loadu(dout_t + t * W);  // dL/dy_t
-      if (has_z) {
-        const Vec zt = Vec::loadu(tiles.z.data() + t * W);
-        const Vec sig = vsigmoid(zt);
-        const Vec one(scalar_t(1));
-        const Vec dsilu = sig * (one + zt * (one - sig));
-        (gy * Vec::loadu(y_t + t * W) * dsilu).store(dz_t + t * W);
-        gy = gy * zt * sig;
-      }
-      dD_acc = at::vec::fmadd(gy, x, dD_acc);
-      Vec du = blk_.D * gy;
-      Vec ddt(scalar_t(0));
-      const Vec dtx = dt * x;
-      const scalar_t* Bt = blk_.Bb + (t0 + t) * a.B_st;
-      const scalar_t* Ct = blk_.Cb + (t0 + t) * a.C_st;
-      const scalar_t* dec = decays.data() + t * N * W;
-      const scalar_t* st = states.data() + (t + 1) * N * W;
-      const scalar_t* st_prev = states.data() + t * N * W;
-      for (int64_t n = 0; n < N; ++n) {
-        const Vec Bn(Bt[n * a.B_sn]);
-        const Vec Cn(Ct[n * a.C_sn]);
-        const Vec hn = Vec::loadu(st + n * W);
-        const Vec decay = Vec::loadu(dec + n * W);
-        dCb[n * L + t0 + t] += at::vec::vec_reduce_all<scalar_t>(std::plus<Vec>(), gy * hn);
-        const Vec dhn = at::vec::fmadd(gy, Cn, dh[n]);   // total dL/dh_t
-        const Vec dlog = dhn * Vec::loadu(st_prev + n * W) * decay;  // dL/d(dt*A)
-        ddt = at::vec::fmadd(dlog, blk_.A[n], at::vec::fmadd(dhn * Bn, x, ddt));
-        dA_acc[n] = at::vec::fmadd(dlog, dt, dA_acc[n]);
-        du = at::vec::fmadd(dhn, Bn * dt, du);
-        dBb[n * L + t0 + t] += at::vec::vec_reduce_all<scalar_t>(std::plus<Vec>(), dhn * dtx);
-        dh[n] = dhn * decay;
-      }
-      if (a.softplus) ddt = ddt * vsoftplus_grad(Vec::loadu(tiles.raw.data() + t * W));
-      dbias_acc = dbias_acc + ddt;
-      du.store(dout_t + t * W);
-      ddt.store(ddt_t + t * W);
-    }
-    store_tile(dout_t, d0, nvalid, t0, nt, g.du + b * a.o_sb, a.o_sd, a.o_st);
-    store_tile(ddt_t, d0, nvalid, t0, nt, g.ddelta + b * a.o_sb, a.o_sd, a.o_st);
-    if (has_z) store_tile(dz_t, d0, nvalid, t0, nt, g.dz + b * a.o_sb, a.o_sd, a.o_st);
+  // Recompute the chunk: states[t+1][n] = h_t, states[0][n] = the checkpoint (h before the chunk).
+  StateVecs<Vec, kN> h(N, Vec(scalar_t(0)));
+  const scalar_t* src = ckpt + blk_.checkpoint(c);
+  for (int64_t n = 0; n < N; ++n) {
+    h[n] = Vec::loadu(src + n * W);
+    h[n].store(wk.states.data() + n * W);
+  }
+  for (int64_t t = 0; t < nt; ++t) {
+    scalar_t* dec = wk.decays.data() + t * N * W;
+    scalar_t* st = wk.states.data() + (t + 1) * N * W;
+    auto keep = [&](int64_t n, const Vec& decay) {
+      decay.store(dec + n * W);
+      h[n].store(st + n * W);
+    };
+    const Vec x = Vec::loadu(tiles.u.data() + t * W);
+    const Vec dt = Vec::loadu(tiles.dt.data() + t * W);
+    if (has_z)
+      blk_.template step<true>(h, x, dt, t0 + t, keep).store(y_t + t * W);  // y before the gate, for dz
+    else
+      blk_.template step<false>(h, x, dt, t0 + t, keep);
   }
 
-  for (int64_t n = 0; n < N; ++n) store_lanes(dA_acc[n], g.dA_part + (b * a.dim + d0) * N + n, N, nvalid);
-  store_lanes(dD_acc, g.dD_part + b * a.dim + d0, 1, nvalid);
-  store_lanes(dbias_acc, g.dbias_part + b * a.dim + d0, 1, nvalid);
-  if (g.dh0 != nullptr)  // dh now carries dL/dh_{-1}
-    for (int64_t n = 0; n < N; ++n) store_lanes(dh[n], g.dh0 + (b * a.dim + d0) * N + n, N, nvalid);
+  // Adjoint recurrence, last step first. carry.dh carries dL/dh_t from later steps.
+  for (int64_t t = nt - 1; t >= 0; --t) {
+    const Vec x = Vec::loadu(tiles.u.data() + t * W);
+    const Vec dt = Vec::loadu(tiles.dt.data() + t * W);
+    Vec gy = Vec::loadu(dout_t + t * W);  // dL/dy_t
+    if (has_z) {
+      const Vec zt = Vec::loadu(tiles.z.data() + t * W);
+      const Vec sig = vsigmoid(zt);
+      const Vec one(scalar_t(1));
+      const Vec dsilu = sig * (one + zt * (one - sig));
+      (gy * Vec::loadu(y_t + t * W) * dsilu).store(dz_t + t * W);
+      gy = gy * zt * sig;
+    }
+    carry.dD = at::vec::fmadd(gy, x, carry.dD);
+    Vec du = blk_.D * gy;
+    Vec ddt(scalar_t(0));
+    const Vec dtx = dt * x;
+    const scalar_t* Bt = blk_.Bb + (t0 + t) * a.B_st;
+    const scalar_t* Ct = blk_.Cb + (t0 + t) * a.C_st;
+    const scalar_t* dec = wk.decays.data() + t * N * W;
+    const scalar_t* st = wk.states.data() + (t + 1) * N * W;
+    const scalar_t* st_prev = wk.states.data() + t * N * W;
+    for (int64_t n = 0; n < N; ++n) {
+      const Vec Bn(Bt[n * a.B_sn]);
+      const Vec Cn(Ct[n * a.C_sn]);
+      const Vec hn = Vec::loadu(st + n * W);
+      const Vec decay = Vec::loadu(dec + n * W);
+      dCb[n * L + t0 + t] += at::vec::vec_reduce_all<scalar_t>(std::plus<Vec>(), gy * hn);
+      const Vec dhn = at::vec::fmadd(gy, Cn, carry.dh[n]);   // total dL/dh_t
+      const Vec dlog = dhn * Vec::loadu(st_prev + n * W) * decay;  // dL/d(dt*A)
+      ddt = at::vec::fmadd(dlog, blk_.A[n], at::vec::fmadd(dhn * Bn, x, ddt));
+      carry.dA[n] = at::vec::fmadd(dlog, dt, carry.dA[n]);
+      du = at::vec::fmadd(dhn, Bn * dt, du);
+      dBb[n * L + t0 + t] += at::vec::vec_reduce_all<scalar_t>(std::plus<Vec>(), dhn * dtx);
+      carry.dh[n] = dhn * decay;
+    }
+    if (a.softplus) ddt = ddt * vsoftplus_grad(Vec::loadu(tiles.raw.data() + t * W));
+    carry.dbias = carry.dbias + ddt;
+    du.store(dout_t + t * W);
+    ddt.store(ddt_t + t * W);
+  }
+  store_tile(dout_t, d0, nvalid, t0, nt, g.du + b * a.o_sb, a.o_sd, a.o_st);
+  store_tile(ddt_t, d0, nvalid, t0, nt, g.ddelta + b * a.o_sb, a.o_sd, a.o_st);
+  if (has_z) store_tile(dz_t, d0, nvalid, t0, nt, g.dz + b * a.o_sb, a.o_sd, a.o_st);
+}
+
+// Blocks [blk0, blk1) of batch row b, chunks last first, each chunk for every block of the span
+// before the previous chunk (as forward_span).
+template <typename scalar_t, int64_t kN>
+void backward_span(const ScanArgs<scalar_t>& a, const GradArgs<scalar_t>& g, const scalar_t* ckpt, int64_t b,
+                   int64_t blk0, int64_t blk1, ChunkTiles<scalar_t>& tiles, BackwardWork<scalar_t>& wk, int64_t thread) {
+  std::vector<Block<scalar_t, kN>> blocks;
+  std::vector<BackwardCarry<scalar_t, kN>> carry;
+  blocks.reserve(blk1 - blk0);
+  carry.reserve(blk1 - blk0);
+  for (int64_t blk = blk0; blk < blk1; ++blk) {
+    blocks.emplace_back(a, b, blk);
+    carry.emplace_back(blocks.back().N);
+  }
+  const int64_t nchunk = (a.len + kChunk - 1) / kChunk;
+  for (int64_t c = nchunk - 1; c >= 0; --c)
+    for (size_t i = 0; i < blocks.size(); ++i) backward_chunk(blocks[i], g, ckpt, c, tiles, wk, carry[i], thread);
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const auto& k = blocks[i];
+    const int64_t N = k.N, at_ = b * a.dim + k.d0;
+    for (int64_t n = 0; n < N; ++n) store_lanes(carry[i].dA[n], g.dA_part + at_ * N + n, N, k.nvalid);
+    store_lanes(carry[i].dD, g.dD_part + at_, 1, k.nvalid);
+    store_lanes(carry[i].dbias, g.dbias_part + at_, 1, k.nvalid);
+    if (g.dh0 != nullptr)  // dh now carries dL/dh_{-1}
+      for (int64_t n = 0; n < N; ++n) store_lanes(carry[i].dh[n], g.dh0 + at_ * N + n, N, k.nvalid);
+  }
 }
 
 // A (batch, dim, len) tensor the kernels read in place: time dense or channels dense (any batch stride).
@@ -572,11 +712,18 @@ int64_t block_count(int64_t dim) {
   return (dim + W - 1) / W;
 }
 
-// Grain: one task per (batch, block); parallel_for splits them evenly over the threads.
+// Tasks are (batch row, block of W channels), split evenly over the threads; fn(b, blk0, blk1) gets
+// each thread's tasks as spans of consecutive blocks within one row.
 template <typename scalar_t, typename Fn>
-void for_each_block(int64_t batch, int64_t dim, Fn&& fn) {
+void for_each_span(int64_t batch, int64_t dim, Fn&& fn) {
   const int64_t nblk = block_count<scalar_t>(dim);
-  at::parallel_for(0, batch * nblk, 1, [&](int64_t begin, int64_t end) { fn(begin, end, nblk); });
+  at::parallel_for(0, batch * nblk, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end;) {
+      const int64_t b = task / nblk, blk0 = task % nblk, blk1 = std::min(nblk, blk0 + (end - task));
+      fn(b, blk0, blk1);
+      task += blk1 - blk0;
+    }
+  });
 }
 
 }  // namespace
@@ -605,16 +752,13 @@ std::vector<at::Tensor> scan_forward(const at::Tensor& u, const at::Tensor& delt
     scalar_t* ckpt_p = save_checkpoints ? ckpt.data_ptr<scalar_t>() : nullptr;
     scalar_t* last_p = return_last_state ? last.data_ptr<scalar_t>() : nullptr;
     scalar_t* out_p = out.data_ptr<scalar_t>();
-    for_each_block<scalar_t>(batch, dim, [&](int64_t begin, int64_t end, int64_t nb) {
+    for_each_span<scalar_t>(batch, dim, [&](int64_t b, int64_t blk0, int64_t blk1) {
       ChunkTiles<scalar_t> tiles(z.has_value());
-      std::vector<scalar_t> ybuf(kChunk * W);
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t b = task / nb, blk = task % nb;
-        if (nstate == kMaxStaticState)
-          forward_block<scalar_t, kMaxStaticState>(args, b, blk, tiles, ybuf, out_p, ckpt_p, last_p);
-        else
-          forward_block<scalar_t, 0>(args, b, blk, tiles, ybuf, out_p, ckpt_p, last_p);
-      }
+      Buffer<scalar_t> ybuf(kChunk * W);
+      if (nstate == kMaxStaticState)
+        forward_span<scalar_t, kMaxStaticState>(args, b, blk0, blk1, tiles, ybuf, out_p, ckpt_p, last_p);
+      else
+        forward_span<scalar_t, 0>(args, b, blk0, blk1, tiles, ybuf, out_p, ckpt_p, last_p);
     });
   });
   return {out, ckpt, last};
@@ -664,20 +808,15 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& u, const at::Tensor& del
     g.dB_thread = dB_thread.data_ptr<scalar_t>();
     g.dC_thread = dC_thread.data_ptr<scalar_t>();
     const scalar_t* ckpt_p = checkpoints.data_ptr<scalar_t>();
-    for_each_block<scalar_t>(batch, dim, [&](int64_t begin, int64_t end, int64_t nb) {
+    for_each_span<scalar_t>(batch, dim, [&](int64_t b, int64_t blk0, int64_t blk1) {
       const int64_t thread = at::get_thread_num();
       TORCH_CHECK(thread < threads, "selective_scan cpu backend: thread index out of range");
       ChunkTiles<scalar_t> tiles(z.has_value());
-      std::vector<scalar_t> work(4 * kChunk * W);
-      std::vector<scalar_t> decays(kChunk * nstate * W);
-      std::vector<scalar_t> states((kChunk + 1) * nstate * W);
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t b = task / nb, blk = task % nb;
-        if (nstate == kMaxStaticState)
-          backward_block<scalar_t, kMaxStaticState>(args, g, ckpt_p, b, blk, tiles, work, decays, states, thread);
-        else
-          backward_block<scalar_t, 0>(args, g, ckpt_p, b, blk, tiles, work, decays, states, thread);
-      }
+      BackwardWork<scalar_t> wk(nstate);
+      if (nstate == kMaxStaticState)
+        backward_span<scalar_t, kMaxStaticState>(args, g, ckpt_p, b, blk0, blk1, tiles, wk, thread);
+      else
+        backward_span<scalar_t, 0>(args, g, ckpt_p, b, blk0, blk1, tiles, wk, thread);
     });
   });
   const int64_t groups = group_count(A);
@@ -746,31 +885,44 @@ std::vector<at::Tensor> conv_forward(const at::Tensor& x, const at::Tensor& weig
     const scalar_t* init = initial ? initial->data_ptr<scalar_t>() : nullptr;
     scalar_t* yp = y.data_ptr<scalar_t>();
     scalar_t* fp = final_states.data_ptr<scalar_t>();
-    const int64_t nblk = block_count<scalar_t>(c.dim);
-    at::parallel_for(0, c.batch * nblk, 1, [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> tile(kChunk * W);
-      std::vector<Vec> win(pad + 1);
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t b = task / nblk;
-        const ConvLanes<scalar_t> lanes(c, weight.data_ptr<scalar_t>(), bias ? bias->data_ptr<scalar_t>() : nullptr,
-                                        b, task % nblk);
-        for (int64_t j = 0; j < pad; ++j)
-          win[j] = init ? load_lanes(init + (b * c.dim + lanes.d0) * pad + j, pad, lanes.nvalid) : Vec(scalar_t(0));
-        for (int64_t t0 = 0; t0 < c.len; t0 += kChunk) {
-          const int64_t nt = std::min(kChunk, c.len - t0);
-          load_tile(xp + b * c.x_sb, c.x_sd, c.x_st, lanes.d0, lanes.nvalid, t0, nt, tile.data());
-          for (int64_t t = 0; t < nt; ++t) {
-            win[pad] = Vec::loadu(tile.data() + t * W);
-            Vec acc = lanes.bias;
-            for (int64_t k = 0; k <= pad; ++k) acc = at::vec::fmadd(lanes.w[k], win[k], acc);
-            if (silu) acc = acc * vsigmoid(acc);
-            acc.store(tile.data() + t * W);
-            for (int64_t k = 0; k < pad; ++k) win[k] = win[k + 1];
-          }
-          store_tile(tile.data(), lanes.d0, lanes.nvalid, t0, nt, yp + b * y.stride(0), y.stride(1), y.stride(2));
+    for_each_span<scalar_t>(c.batch, c.dim, [&](int64_t b, int64_t blk0, int64_t blk1) {
+      // tile rows: the pad inputs before the chunk, then the chunk; every output step is independent
+      Buffer<scalar_t> tile((pad + kChunk) * W), ytile(kChunk * W);
+      std::vector<ConvLanes<scalar_t>> lanes;
+      Buffer<scalar_t> carry((blk1 - blk0) * pad * W);  // per block: the last pad inputs, as lanes
+      for (int64_t blk = blk0; blk < blk1; ++blk) {
+        lanes.emplace_back(c, weight.data_ptr<scalar_t>(), bias ? bias->data_ptr<scalar_t>() : nullptr, b, blk);
+        for (int64_t j = 0; j < pad; ++j) {
+          const auto& k = lanes.back();
+          (init ? load_lanes(init + (b * c.dim + k.d0) * pad + j, pad, k.nvalid) : Vec(scalar_t(0)))
+              .store(carry.data() + ((blk - blk0) * pad + j) * W);
         }
-        for (int64_t j = 0; j < pad; ++j) store_lanes(win[j], fp + (b * c.dim + lanes.d0) * pad + j, pad, lanes.nvalid);
       }
+      // time outer, as the scan: a time-major input is read one slab of kChunk rows at a time
+      for (int64_t t0 = 0; t0 < c.len; t0 += kChunk) {
+        const int64_t nt = std::min(kChunk, c.len - t0);
+        for (size_t i = 0; i < lanes.size(); ++i) {
+          const auto& k = lanes[i];
+          scalar_t* prev = carry.data() + i * pad * W;
+          const int64_t next_nt = std::max<int64_t>(0, std::min(kChunk, c.len - t0 - kChunk));
+          std::copy(prev, prev + pad * W, tile.begin());
+          load_tile(xp + b * c.x_sb, c.x_sd, c.x_st, k.d0, k.nvalid, t0, nt, tile.data() + pad * W, t0 + kChunk, next_nt);
+          for (int64_t t = 0; t < nt; ++t) {
+            Vec acc = k.bias;
+            for (int64_t j = 0; j <= pad; ++j) acc = at::vec::fmadd(k.w[j], Vec::loadu(tile.data() + (t + j) * W), acc);
+            if (silu) acc = acc * vsigmoid(acc);
+            acc.store(ytile.data() + t * W);
+          }
+          std::copy(tile.begin() + nt * W, tile.begin() + (nt + pad) * W, prev);
+          store_tile(ytile.data(), k.d0, k.nvalid, t0, nt, yp + b * y.stride(0), y.stride(1), y.stride(2));
+          if (next_nt > 0)
+            prefetch_slab(yp + b * y.stride(0), y.stride(1), y.stride(2), k.d0, k.nvalid, t0 + kChunk, next_nt, true);
+        }
+      }
+      for (size_t i = 0; i < lanes.size(); ++i)
+        for (int64_t j = 0; j < pad; ++j)
+          store_lanes(Vec::loadu(carry.data() + (i * pad + j) * W), fp + (b * c.dim + lanes[i].d0) * pad + j, pad,
+                      lanes[i].nvalid);
     });
   });
   return {y, final_states};
@@ -791,7 +943,7 @@ std::vector<at::Tensor> conv_backward(const at::Tensor& x, const at::Tensor& wei
     constexpr int64_t W = Vec::size();
     const int64_t nblk = block_count<scalar_t>(c.dim);
     at::parallel_for(0, c.batch * nblk, 1, [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> xs((pad + L) * W), dp((L + pad) * W);  // [zeros, x] and [dpre, zeros], as lanes
+      Buffer<scalar_t> xs((pad + L) * W), dp((L + pad) * W);  // [zeros, x] and [dpre, zeros], as lanes
       for (int64_t task = begin; task < end; ++task) {
         const int64_t b = task / nblk;
         const ConvLanes<scalar_t> lanes(c, weight.data_ptr<scalar_t>(), bias ? bias->data_ptr<scalar_t>() : nullptr,
