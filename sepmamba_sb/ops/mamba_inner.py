@@ -107,7 +107,9 @@ def mamba_mixer(hidden_states: torch.Tensor, in_proj_weight: torch.Tensor, in_pr
 
     The input projection's output layout is the next kernels': channel-major with time contiguous for
     mamba-ssm's fused ``mamba_inner_fn``, time-major (``x @ W.T``, the faster GEMM on short channel
-    counts) for the readable path.
+    counts) for the readable path, which makes ``x`` and the gate ``z`` as two tensors, so that their
+    gradients flow into two GEMMs instead of being concatenated first (a transposing copy of the
+    block's largest tensor in every training step).
 
     Parameters
     ----------
@@ -136,10 +138,13 @@ def mamba_mixer(hidden_states: torch.Tensor, in_proj_weight: torch.Tensor, in_pr
         xz = linear_channel_major(in_proj_weight, hidden_states)
         if in_proj_bias is not None:
             xz = xz + in_proj_bias.to(xz.dtype).unsqueeze(-1)
-    else:
-        xz = linear_rows(hidden_states, in_proj_weight, in_proj_bias).transpose(1, 2)
-    return mamba_inner(xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, out_proj_weight,
-                       out_proj_bias, A, D, delta_bias, backend=name, fused=fused, state=state)
+        return mamba_inner(xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, out_proj_weight,
+                           out_proj_bias, A, D, delta_bias, backend=name, fused=fused)
+    biases = (None, None) if in_proj_bias is None else in_proj_bias.chunk(2, dim=-1)
+    x, z = (linear_rows(hidden_states, w, b).transpose(1, 2)
+            for w, b in zip(in_proj_weight.chunk(2, dim=-2), biases, strict=True))
+    return _mixer_readable(name, x, z, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight,
+                           out_proj_weight, out_proj_bias, A, D, delta_bias, state)
 
 
 def mamba_inner(xz: torch.Tensor, conv1d_weight: torch.Tensor, conv1d_bias: torch.Tensor | None,
@@ -195,8 +200,16 @@ def mamba_inner(xz: torch.Tensor, conv1d_weight: torch.Tensor, conv1d_bias: torc
             A, None, None, None if D is None else D.float(),
             delta_bias=None if delta_bias is None else delta_bias.float(), delta_softplus=True,
         )
-    d_state, dt_rank = A.shape[-1], delta_proj_weight.shape[-1]
     x, z = xz.chunk(2, dim=1)
+    return _mixer_readable(name, x, z, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight,
+                           out_proj_weight, out_proj_bias, A, D, delta_bias, state)
+
+
+def _mixer_readable(name, x, z, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, out_proj_weight,
+                    out_proj_bias, A, D, delta_bias, state):
+    """The readable path from ``x`` and the gate ``z`` (batch, d_inner, len), any strides, with the backend
+    ``name`` resolved: causal conv + SiLU, ``x_proj``, the scan with ``dt_proj`` inside, ``out_proj``."""
+    d_state, dt_rank = A.shape[-1], delta_proj_weight.shape[-1]
     conv_weight = conv1d_weight.flatten(-2)  # (.., d_inner, 1, W) -> (.., d_inner, W)
     if state is None:
         x = causal_conv1d(x, conv_weight, conv1d_bias, "silu")

@@ -465,26 +465,28 @@ struct BackwardCarry {
 template <typename scalar_t>
 struct BackwardWork {
   Buffer<scalar_t> work, decays, states;  // work: dout (becomes du), ddelta, dz, y
+  // dB and dC of the chunk before the sum over channels: lane sums of every block of the span, reduced
+  // once per span and chunk instead of once per block, step and state
+  Buffer<scalar_t> dB, dC;
   BackwardWork(int64_t N) {
     constexpr int64_t W = Vectorized<scalar_t>::size();
     work.resize(4 * kChunk * W);
     decays.resize(kChunk * N * W);
     states.resize((kChunk + 1) * N * W);
+    dB.resize(kChunk * N * W);
+    dC.resize(kChunk * N * W);
   }
 };
 
 // Chunk c of one block: recompute its states from the checkpoint, then the adjoint recurrence.
 template <typename scalar_t, int64_t kN>
 void backward_chunk(const Block<scalar_t, kN>& blk_, const GradArgs<scalar_t>& g, const scalar_t* ckpt, int64_t c,
-                    ChunkTiles<scalar_t>& tiles, BackwardWork<scalar_t>& wk, BackwardCarry<scalar_t, kN>& carry,
-                    int64_t thread) {
+                    ChunkTiles<scalar_t>& tiles, BackwardWork<scalar_t>& wk, BackwardCarry<scalar_t, kN>& carry) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
   const ScanArgs<scalar_t>& a = blk_.a;
   const int64_t N = blk_.N, L = a.len, d0 = blk_.d0, nvalid = blk_.nvalid, b = blk_.b;
   const bool has_z = a.z != nullptr;
-  scalar_t* dBb = g.dB_thread + (thread * a.batch + b) * N * L;
-  scalar_t* dCb = g.dC_thread + (thread * a.batch + b) * N * L;
   scalar_t* dout_t = wk.work.data();
   scalar_t* ddt_t = dout_t + kChunk * W;
   scalar_t* dz_t = ddt_t + kChunk * W;
@@ -544,13 +546,15 @@ void backward_chunk(const Block<scalar_t, kN>& blk_, const GradArgs<scalar_t>& g
       const Vec Cn(Ct[n * a.C_sn]);
       const Vec hn = Vec::loadu(st + n * W);
       const Vec decay = Vec::loadu(dec + n * W);
-      dCb[n * L + t0 + t] += at::vec::vec_reduce_all<scalar_t>(std::plus<Vec>(), gy * hn);
+      scalar_t* dCv = wk.dC.data() + (t * N + n) * W;
+      at::vec::fmadd(gy, hn, Vec::loadu(dCv)).store(dCv);
       const Vec dhn = at::vec::fmadd(gy, Cn, carry.dh[n]);   // total dL/dh_t
       const Vec dlog = dhn * Vec::loadu(st_prev + n * W) * decay;  // dL/d(dt*A)
       ddt = at::vec::fmadd(dlog, blk_.A[n], at::vec::fmadd(dhn * Bn, x, ddt));
       carry.dA[n] = at::vec::fmadd(dlog, dt, carry.dA[n]);
       du = at::vec::fmadd(dhn, Bn * dt, du);
-      dBb[n * L + t0 + t] += at::vec::vec_reduce_all<scalar_t>(std::plus<Vec>(), dhn * dtx);
+      scalar_t* dBv = wk.dB.data() + (t * N + n) * W;
+      at::vec::fmadd(dhn, dtx, Vec::loadu(dBv)).store(dBv);
       carry.dh[n] = dhn * decay;
     }
     if (a.softplus) ddt = ddt * vsoftplus_grad(Vec::loadu(tiles.raw.data() + t * W));
@@ -576,9 +580,22 @@ void backward_span(const ScanArgs<scalar_t>& a, const GradArgs<scalar_t>& g, con
     blocks.emplace_back(a, b, blk);
     carry.emplace_back(blocks.back().N);
   }
-  const int64_t nchunk = (a.len + kChunk - 1) / kChunk;
-  for (int64_t c = nchunk - 1; c >= 0; --c)
-    for (size_t i = 0; i < blocks.size(); ++i) backward_chunk(blocks[i], g, ckpt, c, tiles, wk, carry[i], thread);
+  using Vec = Vectorized<scalar_t>;
+  constexpr int64_t W = Vec::size();
+  const int64_t nchunk = (a.len + kChunk - 1) / kChunk, N = a.nstate;
+  scalar_t* dBb = g.dB_thread + (thread * a.batch + b) * N * a.len;
+  scalar_t* dCb = g.dC_thread + (thread * a.batch + b) * N * a.len;
+  for (int64_t c = nchunk - 1; c >= 0; --c) {
+    std::fill(wk.dB.begin(), wk.dB.end(), scalar_t(0));
+    std::fill(wk.dC.begin(), wk.dC.end(), scalar_t(0));
+    for (size_t i = 0; i < blocks.size(); ++i) backward_chunk(blocks[i], g, ckpt, c, tiles, wk, carry[i]);
+    const int64_t t0 = c * kChunk, nt = std::min(kChunk, a.len - t0);
+    for (int64_t t = 0; t < nt; ++t)
+      for (int64_t n = 0; n < N; ++n) {
+        dBb[n * a.len + t0 + t] += at::vec::vec_reduce_all<scalar_t>(std::plus<Vec>(), Vec::loadu(wk.dB.data() + (t * N + n) * W));
+        dCb[n * a.len + t0 + t] += at::vec::vec_reduce_all<scalar_t>(std::plus<Vec>(), Vec::loadu(wk.dC.data() + (t * N + n) * W));
+      }
+  }
   for (size_t i = 0; i < blocks.size(); ++i) {
     const auto& k = blocks[i];
     const int64_t N = k.N, at_ = b * a.dim + k.d0;
