@@ -2,6 +2,8 @@
 grouped parameters (both directions as batch rows), time-major layouts read in place, dt_proj inside
 the scan kernel, the C++ depthwise conv, and the switch that turns the fusions off."""
 
+import importlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -193,3 +195,43 @@ def test_fused_bimamba_loads_the_original_keys_and_counts_the_same_macs():
         if isinstance(layer, BiMamba):
             layer.fused = False
     assert count_macs(small, 1600).total == macs.total and macs.scan > 0
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_grouped_weights_on_the_mamba_ssm_backend_run_one_call_per_group(monkeypatch, fast_path):
+    """mamba-ssm's kernels take one set of weights: a fused bidirectional layer on that backend calls
+    mamba_inner_fn (fast path) or selective_scan_fn once per direction and block, and gives the unfused
+    output. Stand-ins that check the shapes and compute with the reference path play mamba-ssm here,
+    on the CPU (no GPU in CI)."""
+    from types import SimpleNamespace
+
+    from sepmamba_sb.ops import mamba_inner, mamba_ssm_kernels
+    from sepmamba_sb.ops.reference import selective_scan_reference
+
+    calls = {"inner": 0, "scan": 0}
+
+    def inner_fn(xz, *weights, delta_bias=None, delta_softplus=True):
+        conv_w, conv_b, x_w, dt_w, out_w, out_b, A, _B, _C, D = weights
+        assert A.dim() == 2 and xz.stride(-1) == 1  # one set of weights, channel-major xz as mamba-ssm reads it
+        calls["inner"] += 1
+        return mamba_inner(xz, conv_w, conv_b, x_w, dt_w, out_w, out_b, A, D, delta_bias, backend="reference")
+
+    def scan_fn(u, delta, A, *rest):
+        assert A.dim() == 2
+        calls["scan"] += 1
+        return selective_scan_reference(u, delta, A, *rest)
+
+    fake = SimpleNamespace(mamba_inner_fn=inner_fn, selective_scan_fn=scan_fn, causal_conv1d_fn=lambda *a, **k: None)
+    monkeypatch.setattr(dispatch, "_unavailable_reason", lambda name, device=None: None)
+    monkeypatch.setattr(mamba_ssm_kernels, "mamba_kernels", lambda: fake)
+    monkeypatch.setattr(importlib.import_module("sepmamba_sb.ops.mamba_inner"), "mamba_kernels", lambda: fake)
+    torch.manual_seed(2)
+    layer = BiMamba(16, num_blocks=2, backend="mamba_ssm", use_fast_path=fast_path).double()
+    x = torch.randn(2, 16, 40, dtype=torch.float64)
+    with torch.no_grad():
+        fused = layer(x)
+        assert calls == ({"inner": 4, "scan": 0} if fast_path else {"inner": 0, "scan": 4})
+        layer.fused = False
+        with use_backend("reference"):
+            unfused = layer(x)
+    assert rel_err(fused, unfused) < 1e-12
