@@ -235,3 +235,26 @@ def test_grouped_weights_on_the_mamba_ssm_backend_run_one_call_per_group(monkeyp
         with use_backend("reference"):
             unfused = layer(x)
     assert rel_err(fused, unfused) < 1e-12
+
+
+def test_conv_and_scan_write_over_inputs_that_are_not_needed_again():
+    """Without autograd, overwrite_input / overwrite_u put the output in the input's memory, with the same
+    values as a fresh output; with autograd the inputs are left alone (backward reads them)."""
+    torch.manual_seed(3)
+    xz = torch.randn(2, 300, 2 * 37)
+    x = xz[..., :37].transpose(1, 2)  # time-major, as the mixer's in_proj makes it
+    weight, bias = torch.randn(37, 4), torch.randn(37)
+    expected = causal_conv1d(x, weight, bias, "silu")
+    before = x.clone()
+    with torch.no_grad():
+        y = causal_conv1d(x, weight, bias, "silu", overwrite_input=True)
+    assert y.data_ptr() == x.data_ptr() and torch.equal(y, expected)
+    inputs = make_inputs(2, 37, 300, 16, True, True, True, True, dtype=torch.float32)
+    u = inputs["u"].transpose(1, 2).contiguous().transpose(1, 2)
+    args = [inputs[k] for k in ("delta", "A", "B", "C", "D", "z", "delta_bias")]
+    expected = dispatch.run_scan("cpu", u.clone(), *args, True, False)
+    out = dispatch.run_scan("cpu", u, *args, True, False, overwrite_u=True)
+    assert out.data_ptr() == u.data_ptr() and torch.equal(out, expected)
+    leaf = before.clone().requires_grad_()
+    causal_conv1d(leaf, weight, bias, "silu", overwrite_input=True).sum().backward()
+    assert torch.equal(leaf.detach(), before)

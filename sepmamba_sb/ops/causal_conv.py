@@ -25,7 +25,7 @@ def _check_weight(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 
 def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
                   activation: str | None = "silu", initial_states: torch.Tensor | None = None,
-                  return_final_states: bool = False):
+                  return_final_states: bool = False, overwrite_input: bool = False):
     """Depthwise causal convolution: ``y_t`` depends on ``x_{t-W+1} .. x_t`` only.
 
     The kernel follows the tensor's device: our C++ kernel on the CPU (float32/float64; one pass with
@@ -52,6 +52,9 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         (batch, dim, W - 1): the inputs that precede ``x``.
     return_final_states : bool
         Also return the last ``W - 1`` inputs (of ``initial_states`` and ``x`` together), for the next chunk.
+    overwrite_input : bool
+        ``x`` is not needed afterwards: the CPU kernel, without autograd, writes the output over it
+        instead of allocating (other paths ignore this).
 
     Returns
     -------
@@ -69,7 +72,8 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and fusion_enabled()
             and not (wants_grad and initial_states is not None) and cpu_kernel.build_error() is None):
         with torch.profiler.record_function("sepmamba_sb::causal_conv1d (cpu)"):  # named in profiles
-            y, final_states = cpu_kernel.causal_conv1d_cpu(x, weight, bias, initial_states, activation == "silu")
+            y, final_states = cpu_kernel.causal_conv1d_cpu(x, weight, bias, initial_states, activation == "silu",
+                                                           overwrite_input)
         if not return_final_states:
             return y
         if final_states is None:  # differentiated: the last inputs, from x itself

@@ -158,7 +158,7 @@ def _vector(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
     return None if t is None else t.to(dtype).contiguous()
 
 
-def _forward(inputs, delta_softplus, save_checkpoints, return_last_state):
+def _forward(inputs, delta_softplus, save_checkpoints, return_last_state, in_place=False):
     """Cast ``inputs`` (u, delta, A, B, C, D, z, delta_bias, initial_state, delta_proj_weight) to the
     compute dtype and run the kernel.
 
@@ -179,7 +179,7 @@ def _forward(inputs, delta_softplus, save_checkpoints, return_last_state):
         _vector(delta_proj_weight, ctype),
     )
     *kernel_args, weight = args
-    return args, load().forward(*kernel_args, delta_softplus, save_checkpoints, return_last_state, weight)
+    return args, load().forward(*kernel_args, delta_softplus, save_checkpoints, return_last_state, weight, in_place)
 
 
 def _grouped(t: torch.Tensor, groups: int) -> torch.Tensor:
@@ -233,7 +233,7 @@ class _CpuSelectiveScan(torch.autograd.Function):
 class _CpuCausalConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, silu):
-        y, _ = load().conv_forward(x, weight, bias, None, silu)
+        y, _ = load().conv_forward(x, weight, bias, None, silu, False)
         ctx.save_for_backward(x, weight, bias)
         ctx.silu = silu
         return y
@@ -246,12 +246,14 @@ class _CpuCausalConv(torch.autograd.Function):
 
 
 def causal_conv1d_cpu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                      initial_states: torch.Tensor | None, silu: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+                      initial_states: torch.Tensor | None, silu: bool,
+                      in_place: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Depthwise causal conv with the C++ kernel, in ``x``'s dtype (float32 or float64).
 
     Arguments as :func:`sepmamba_sb.ops.causal_conv1d` (``weight`` (dim, W) or grouped (groups, dim, W),
     ``bias`` (dim,) or (groups, dim)); ``x`` time dense or channels dense, the output in its layout.
-    Differentiable without ``initial_states``; with them (a stream), forward only.
+    Differentiable without ``initial_states``; with them (a stream), forward only. ``in_place``: without
+    autograd, the output overwrites ``x`` (no allocation: glibc hands large blocks back page by page).
 
     Returns
     -------
@@ -263,22 +265,23 @@ def causal_conv1d_cpu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     if initial_states is None and torch.is_grad_enabled() and any(
             t is not None and t.requires_grad for t in (x, weight, bias)):
         return _CpuCausalConv.apply(x, weight, bias, silu), None
-    y, final_states = load().conv_forward(x, weight, bias, _vector(initial_states, dtype), silu)
+    y, final_states = load().conv_forward(x, weight, bias, _vector(initial_states, dtype), silu, in_place)
     return y, final_states
 
 
 def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                       return_last_state=False, initial_state=None, delta_proj_weight=None):
+                       return_last_state=False, initial_state=None, delta_proj_weight=None, in_place=False):
     """Selective scan with the C++ kernel; arguments as :func:`sepmamba_sb.ops.selective_scan`, with
     grouped parameters, and, given ``delta_proj_weight`` (dim, R) or (groups, dim, R), ``delta`` the
     low-rank (batch, R, len) input of the step-size projection, fused into the kernel.
 
-    Without autograd (no input requires grad, or grad mode off) it saves no checkpoints.
+    Without autograd (no input requires grad, or grad mode off) it saves no checkpoints, and with
+    ``in_place`` its output overwrites ``u``.
     """
     inputs = (u, delta, A, B, C, D, z, delta_bias, initial_state, delta_proj_weight)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
         out, last_state = _CpuSelectiveScan.apply(*inputs, delta_softplus, return_last_state)
     else:
-        _, (out, _, last_state) = _forward(inputs, delta_softplus, False, return_last_state)
+        _, (out, _, last_state) = _forward(inputs, delta_softplus, False, return_last_state, in_place)
         out = out.to(u.dtype)
     return (out, last_state) if return_last_state else out

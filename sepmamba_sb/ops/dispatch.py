@@ -265,13 +265,15 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
 
 
 def run_scan(name, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state=None,
-             delta_proj_weight=None):
+             delta_proj_weight=None, overwrite_u=False):
     """:func:`selective_scan` with the backend already resolved and the inputs already checked
     (for the ops of this package that resolve once for several kernels).
 
     Given ``delta_proj_weight`` (dim, R) or (groups, dim, R), ``delta`` is the low-rank (batch, R, len)
     input of the step-size projection: the cpu kernel applies it per tile (its (batch, dim, len) output
     is never stored), the other backends (and the cpu one under ``use_fusion(False)``) before the scan.
+    ``overwrite_u``: ``u`` is not needed afterwards, and the cpu kernel without autograd writes its output
+    over it (the others ignore this).
     """
     if name == "mamba_ssm" and initial_state is not None:
         name = "reference"  # mamba-ssm's selective_scan_fn has no initial state
@@ -280,7 +282,7 @@ def run_scan(name, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_l
             delta, delta_proj_weight = _project(delta_proj_weight, delta), None
         if name == "cpu":
             return cpu_kernel.selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                                                 return_last_state, initial_state, delta_proj_weight)
+                                                 return_last_state, initial_state, delta_proj_weight, overwrite_u)
         if name == "reference":
             if A.dim() == 3:  # grouped: per-row parameters, which the reference loop broadcasts
                 rows = u.shape[0] // A.shape[0]

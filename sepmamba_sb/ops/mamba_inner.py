@@ -144,7 +144,7 @@ def mamba_mixer(hidden_states: torch.Tensor, in_proj_weight: torch.Tensor, in_pr
     x, z = (linear_rows(hidden_states, w, b).transpose(1, 2)
             for w, b in zip(in_proj_weight.chunk(2, dim=-2), biases, strict=True))
     return _mixer_readable(name, x, z, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight,
-                           out_proj_weight, out_proj_bias, A, D, delta_bias, state)
+                           out_proj_weight, out_proj_bias, A, D, delta_bias, state, owns_x=True)
 
 
 def mamba_inner(xz: torch.Tensor, conv1d_weight: torch.Tensor, conv1d_bias: torch.Tensor | None,
@@ -202,25 +202,28 @@ def mamba_inner(xz: torch.Tensor, conv1d_weight: torch.Tensor, conv1d_bias: torc
         )
     x, z = xz.chunk(2, dim=1)
     return _mixer_readable(name, x, z, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight,
-                           out_proj_weight, out_proj_bias, A, D, delta_bias, state)
+                           out_proj_weight, out_proj_bias, A, D, delta_bias, state, owns_x=False)
 
 
 def _mixer_readable(name, x, z, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, out_proj_weight,
-                    out_proj_bias, A, D, delta_bias, state):
+                    out_proj_bias, A, D, delta_bias, state, owns_x):
     """The readable path from ``x`` and the gate ``z`` (batch, d_inner, len), any strides, with the backend
-    ``name`` resolved: causal conv + SiLU, ``x_proj``, the scan with ``dt_proj`` inside, ``out_proj``."""
+    ``name`` resolved: causal conv + SiLU, ``x_proj``, the scan with ``dt_proj`` inside, ``out_proj``.
+    Without autograd, the CPU kernels write the conv's output over ``x`` when it is ours (``owns_x``)
+    and the scan's over the conv's: each saves allocating the block's largest tensors afresh."""
     d_state, dt_rank = A.shape[-1], delta_proj_weight.shape[-1]
     conv_weight = conv1d_weight.flatten(-2)  # (.., d_inner, 1, W) -> (.., d_inner, W)
     if state is None:
-        x = causal_conv1d(x, conv_weight, conv1d_bias, "silu")
+        x = causal_conv1d(x, conv_weight, conv1d_bias, "silu", overwrite_input=owns_x)
     else:
-        x, state.conv = causal_conv1d(x, conv_weight, conv1d_bias, "silu", state.conv, True)
+        x, state.conv = causal_conv1d(x, conv_weight, conv1d_bias, "silu", state.conv, True,
+                                      overwrite_input=owns_x)
     x_dbl = linear_rows(x.transpose(1, 2), x_proj_weight)  # (batch, len, dt_rank + 2 * d_state)
     dt, B, C = (t.transpose(1, 2) for t in torch.split(x_dbl, [dt_rank, d_state, d_state], dim=-1))
     # dt_proj (and its bias) run inside the scan: on the cpu backend its output is never stored
     scan_args = (name, x, dt, A, B, C, D, z, delta_bias, True)
     if state is None:
-        y = run_scan(*scan_args, False, delta_proj_weight=delta_proj_weight)
+        y = run_scan(*scan_args, False, delta_proj_weight=delta_proj_weight, overwrite_u=True)
     else:
-        y, state.ssm = run_scan(*scan_args, True, state.ssm, delta_proj_weight=delta_proj_weight)
+        y, state.ssm = run_scan(*scan_args, True, state.ssm, delta_proj_weight=delta_proj_weight, overwrite_u=True)
     return linear_rows(y.transpose(1, 2), out_proj_weight, out_proj_bias)

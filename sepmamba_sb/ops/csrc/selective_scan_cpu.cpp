@@ -753,10 +753,11 @@ std::vector<at::Tensor> scan_forward(const at::Tensor& u, const at::Tensor& delt
                                      const c10::optional<at::Tensor>& delta_bias,
                                      const c10::optional<at::Tensor>& initial_state, bool softplus,
                                      bool save_checkpoints, bool return_last_state,
-                                     const c10::optional<at::Tensor>& delta_proj_weight) {
+                                     const c10::optional<at::Tensor>& delta_proj_weight, bool in_place) {
   check_inputs(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_proj_weight);
   const auto batch = u.size(0), dim = u.size(1), len = u.size(2), nstate = A.size(-1);
-  at::Tensor out = empty_like_layout(u);
+  // in place: out overwrites u (each chunk of u is read into a tile before the same rows are written)
+  at::Tensor out = in_place ? u : empty_like_layout(u);
   at::Tensor ckpt, last;
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_cpu_forward", [&] {
     constexpr int64_t W = Vectorized<scalar_t>::size();
@@ -890,10 +891,11 @@ struct ConvLanes {  // one task's weights as lanes: batch row b, channels [d0, d
 
 std::vector<at::Tensor> conv_forward(const at::Tensor& x, const at::Tensor& weight,
                                      const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& initial,
-                                     bool silu) {
+                                     bool silu, bool in_place) {
   const ConvArgs c = conv_args(x, weight, bias, initial);
   const int64_t pad = c.width - 1;
-  at::Tensor y = empty_like_layout(x);
+  // in place: y overwrites x (each chunk is read into a tile, its predecessors kept, before it is written)
+  at::Tensor y = in_place ? x : empty_like_layout(x);
   at::Tensor final_states = at::empty({c.batch, c.dim, pad}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "causal_conv_cpu_forward", [&] {
     using Vec = Vectorized<scalar_t>;
