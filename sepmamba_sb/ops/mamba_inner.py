@@ -94,6 +94,13 @@ def linear_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     return out.view(batch, length, weight.shape[1])
 
 
+def _fused_kernels(name: str, fused: bool, state: MambaState | None):
+    """mamba-ssm's kernels where its fused ``mamba_inner_fn`` applies (the ``mamba_ssm`` backend, ``fused``,
+    causal-conv1d imported, no stream state), else ``None``."""
+    kernels = mamba_kernels() if name == "mamba_ssm" and fused and state is None else None
+    return kernels if kernels is not None and kernels.causal_conv1d_fn is not None else None
+
+
 def _group(t: torch.Tensor | None, g: int) -> torch.Tensor | None:
     return None if t is None else t[g]
 
@@ -128,8 +135,7 @@ def mamba_mixer(hidden_states: torch.Tensor, in_proj_weight: torch.Tensor, in_pr
         (batch, len, d_model).
     """
     name = resolve_backend(backend, hidden_states.device)
-    kernels = mamba_kernels() if name == "mamba_ssm" and fused else None
-    if kernels is not None and kernels.causal_conv1d_fn is not None and state is None:
+    if _fused_kernels(name, fused, state) is not None:
         if A.dim() == 3:  # mamba_inner_fn takes one set of weights: one call per group
             weights = (in_proj_weight, in_proj_bias, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight,
                        out_proj_weight, out_proj_bias, A, D, delta_bias)
@@ -193,8 +199,8 @@ def mamba_inner(xz: torch.Tensor, conv1d_weight: torch.Tensor, conv1d_bias: torc
         (batch, len, d_model).
     """
     name = resolve_backend(backend, xz.device)
-    kernels = mamba_kernels() if name == "mamba_ssm" and fused else None
-    if kernels is not None and kernels.causal_conv1d_fn is not None and state is None and A.dim() == 2:
+    kernels = _fused_kernels(name, fused, state)
+    if kernels is not None and A.dim() == 2:
         return kernels.mamba_inner_fn(
             xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, out_proj_weight, out_proj_bias,
             A, None, None, None if D is None else D.float(),

@@ -411,6 +411,15 @@ void forward_chunk(const Block<scalar_t, kN>& blk_, StateVecs<Vectorized<scalar_
   if (next_nt > 0) prefetch_slab(out + blk_.b * a.o_sb, a.o_sd, a.o_st, blk_.d0, blk_.nvalid, t0 + kChunk, next_nt, true);
 }
 
+// The Block of every channel block [blk0, blk1) of batch row b.
+template <typename scalar_t, int64_t kN>
+std::vector<Block<scalar_t, kN>> span_blocks(const ScanArgs<scalar_t>& a, int64_t b, int64_t blk0, int64_t blk1) {
+  std::vector<Block<scalar_t, kN>> blocks;
+  blocks.reserve(blk1 - blk0);
+  for (int64_t blk = blk0; blk < blk1; ++blk) blocks.emplace_back(a, b, blk);
+  return blocks;
+}
+
 // Blocks [blk0, blk1) of batch row b. Time is the outer loop: each chunk is run for every block of the
 // span before the next, so a time-major input is read as one slab of kChunk rows (cache and TLB
 // friendly), and each block's state waits in memory between chunks.
@@ -418,14 +427,10 @@ template <typename scalar_t, int64_t kN>
 void forward_span(const ScanArgs<scalar_t>& a, int64_t b, int64_t blk0, int64_t blk1, ChunkTiles<scalar_t>& tiles,
                   Buffer<scalar_t>& ybuf, scalar_t* out, scalar_t* ckpt, scalar_t* last_state) {
   using Vec = Vectorized<scalar_t>;
-  std::vector<Block<scalar_t, kN>> blocks;
+  const auto blocks = span_blocks<scalar_t, kN>(a, b, blk0, blk1);
   std::vector<StateVecs<Vec, kN>> h;
-  blocks.reserve(blk1 - blk0);
-  h.reserve(blk1 - blk0);
-  for (int64_t blk = blk0; blk < blk1; ++blk) {
-    blocks.emplace_back(a, b, blk);
-    h.push_back(blocks.back().initial_state());
-  }
+  h.reserve(blocks.size());
+  for (const auto& k : blocks) h.push_back(k.initial_state());
   const int64_t nchunk = (a.len + kChunk - 1) / kChunk;
   for (int64_t c = 0; c < nchunk; ++c)
     for (size_t i = 0; i < blocks.size(); ++i) forward_chunk(blocks[i], h[i], c, tiles, ybuf, out, ckpt);
@@ -572,14 +577,10 @@ void backward_chunk(const Block<scalar_t, kN>& blk_, const GradArgs<scalar_t>& g
 template <typename scalar_t, int64_t kN>
 void backward_span(const ScanArgs<scalar_t>& a, const GradArgs<scalar_t>& g, const scalar_t* ckpt, int64_t b,
                    int64_t blk0, int64_t blk1, ChunkTiles<scalar_t>& tiles, BackwardWork<scalar_t>& wk, int64_t thread) {
-  std::vector<Block<scalar_t, kN>> blocks;
+  const auto blocks = span_blocks<scalar_t, kN>(a, b, blk0, blk1);
   std::vector<BackwardCarry<scalar_t, kN>> carry;
-  blocks.reserve(blk1 - blk0);
-  carry.reserve(blk1 - blk0);
-  for (int64_t blk = blk0; blk < blk1; ++blk) {
-    blocks.emplace_back(a, b, blk);
-    carry.emplace_back(blocks.back().N);
-  }
+  carry.reserve(blocks.size());
+  for (const auto& k : blocks) carry.emplace_back(k.N);
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
   const int64_t nchunk = (a.len + kChunk - 1) / kChunk, N = a.nstate;
