@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from conftest import WSJ0MIX, load_recipe_module
+from conftest import REPO, WSJ0MIX, load_recipe_module
 from hyperpyyaml import load_hyperpyyaml
 
 HPARAMS = sorted((WSJ0MIX / "separation" / "hparams").glob("*.yaml")) + sorted(
@@ -11,6 +11,7 @@ HPARAMS = sorted((WSJ0MIX / "separation" / "hparams").glob("*.yaml")) + sorted(
     (WSJ0MIX.parent / "WHAMandWHAMR" / "separation" / "hparams").glob("*.yaml"))
 TRAIN_PY = (WSJ0MIX / "separation" / "train.py").read_text()
 RUN_OPTIONS = {"precision", "noprogressbar"}  # read by speechbrain.core.Brain from the hparams
+CARD_KEYS = {"corpus", "recipe"}  # read by sepmamba_sb.hub.export for the model card
 
 
 @pytest.mark.parametrize("path", HPARAMS, ids=lambda p: p.name)
@@ -19,10 +20,20 @@ def test_every_key_is_used(path):
     keys = re.findall(r"^([A-Za-z_][\w]*):", text, re.M)
     unused = [
         k for k in keys
-        if not k.startswith("__") and k not in RUN_OPTIONS and f"<{k}>" not in text and f"<{k}[" not in text
+        if not k.startswith("__") and k not in RUN_OPTIONS | CARD_KEYS and f"<{k}>" not in text and f"<{k}[" not in text
         and f'"{k}"' not in TRAIN_PY and f".{k}" not in TRAIN_PY
     ]
     assert not unused, f"{path.name}: keys nothing reads: {unused}"
+
+
+def test_the_card_keys_are_read_by_export_and_name_their_own_file():
+    hub = (REPO / "sepmamba_sb" / "hub.py").read_text()
+    assert all(f'"{k}"' in hub for k in CARD_KEYS)
+    for path in HPARAMS:
+        if path.name.startswith("sepmamba"):  # the models hub.export writes
+            text = path.read_text()
+            assert re.search(r'^corpus: "[^"]+"', text, re.M), path.name
+            assert re.search(r"^recipe: (\S+)", text, re.M).group(1) == path.relative_to(REPO).as_posix()
 
 
 @pytest.mark.parametrize("path", HPARAMS, ids=lambda p: p.name)
@@ -71,10 +82,10 @@ COMPARED = ("sepformer-minimix.yaml", "convtasnet-minimix.yaml", "dprnn-minimix.
 
 
 def without_model(text: str) -> str:
-    """A MiniMix yaml without its header box, model section and experiment name."""
+    """A MiniMix yaml without its header box, model section, experiment name and model card keys."""
     body = text[text.index("seed: "):]
     body = body[:body.index("# Model:")] + body[body.index("modules:\n"):]
-    return re.sub(r"^experiment_name: .*$", "", body, flags=re.M)
+    return re.sub(r"^(experiment_name|corpus|recipe): .*\n", "", body, flags=re.M)
 
 
 @pytest.mark.parametrize("name", COMPARED)
