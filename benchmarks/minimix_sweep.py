@@ -26,7 +26,7 @@ sys.path[:0] = [str(RECIPE), str(REPO)]
 from minimix_prepare import cache_dir, prepare_minimix  # noqa: E402
 from report import print_and_save  # noqa: E402
 
-from sepmamba_sb.inference import mean_test_scores, training_log  # noqa: E402
+from sepmamba_sb.runs import mean_test_scores, training_log  # noqa: E402
 
 NARROW = ["--dm_speed_factors", "[0.95, 1.0, 1.05]"]
 WIDE = ["--dm_speed_factors", "[0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25]"]

@@ -34,8 +34,8 @@ from minimix_prepare import cache_dir, prepare_minimix  # noqa: E402
 from report import publish  # noqa: E402
 
 from sepmamba_sb.compare import compare  # noqa: E402
-from sepmamba_sb.inference import training_log  # noqa: E402
 from sepmamba_sb.profiling import count_macs, count_parameters, machine_description  # noqa: E402
+from sepmamba_sb.runs import training_log  # noqa: E402
 
 DEFAULT_YAMLS = ("sepmamba-minimix.yaml", "sepformer-minimix.yaml", "convtasnet-minimix.yaml", "dprnn-minimix.yaml")
 # --quick: a tiny corpus and budget, enough to exercise every step

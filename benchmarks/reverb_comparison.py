@@ -27,8 +27,8 @@ INPUTS = ("mix_both_reverb", "mix_clean_reverb", "mix_clean_anechoic")
 def load_separator(run: Path):
     """The run's best (validation SI-SNR) checkpoint as one separator, its experiment name and its
     training conditions."""
-    from sepmamba_sb.inference import load_training_run, training_conditions
     from sepmamba_sb.lobes import as_separator
+    from sepmamba_sb.runs import load_training_run, training_conditions
 
     try:
         hparams = load_training_run(run)

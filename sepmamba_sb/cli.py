@@ -27,7 +27,7 @@ import torch
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sepmamba-separate", description="Separate the speakers of audio files "
-                                     "with a trained SepMamba (a folder written by sepmamba_sb.inference.export).")
+                                     "with a trained SepMamba (a folder written by python -m sepmamba_sb.hub export).")
     parser.add_argument("model", help="model folder (hyperparams.yaml + *.ckpt) or SpeechBrain hub id")
     parser.add_argument("inputs", nargs="+", help="audio files to separate")
     parser.add_argument("--out", default="separated", help="output folder (default: ./separated)")

@@ -1,4 +1,4 @@
-"""Separate recordings with a trained SepMamba, and export trained models as SpeechBrain hub folders.
+"""Separate recordings with a trained SepMamba from a SpeechBrain hub folder.
 
     from sepmamba_sb.inference import SepMambaSeparation
     model = SepMambaSeparation.from_hparams(source="path/to/exported_model", savedir="pretrained")
@@ -10,9 +10,9 @@
         ...                                              # [1, n, S] each, delayed by context.delay
 
 A hub folder holds ``hyperparams.yaml`` (with a ``pretrainer``), one ``<module>.ckpt`` per module,
-a model card ``README.md`` and ``test_mixture.wav``; :func:`export` writes one from a training run.
-Both model forms work: the paper's direct ``sepmamba`` module, and the ``encoder``/``masknet``/
-``decoder`` triple (which SpeechBrain's own ``SepformerSeparation`` also loads).
+``custom_interface.py``, a model card ``README.md`` and ``test_mixture.wav``; :mod:`sepmamba_sb.hub`
+writes, checks and uploads them. Both model forms work: the paper's direct ``sepmamba`` module, and the
+``encoder``/``masknet``/``decoder`` triple (which SpeechBrain's own ``SepformerSeparation`` also loads).
 
 Output level: a separator trained on SI-SNR gives each estimate an arbitrary scale. ``separate_file``
 gives each source the level it has in the mixture (:func:`fit_to_mixture`): silence stays silent, an
@@ -22,12 +22,8 @@ the mixture.
 
 from __future__ import annotations
 
-import csv
 import itertools
-import json
 import logging
-import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +35,7 @@ from speechbrain.utils.fetching import fetch
 from tqdm import tqdm
 
 from sepmamba_sb.audio import audio_info, read_audio, read_blocks
-from sepmamba_sb.lobes import as_separator, fit_length, model_form
+from sepmamba_sb.lobes import as_separator, fit_length
 from sepmamba_sb.lobes.streaming import StreamingContext
 
 logger = logging.getLogger(__name__)
@@ -135,7 +131,7 @@ class SepMambaSeparation(Pretrained):
 
     The folder's ``hyperparams.yaml`` must define ``sample_rate``, ``num_spks``, ``modules`` (either
     ``sepmamba`` or ``encoder``/``masknet``/``decoder``) and a ``pretrainer`` loading them;
-    :func:`export` writes such folders. Long inputs are separated in chunks of ``chunk_seconds``
+    :func:`sepmamba_sb.hub.export` writes such folders. Long inputs are separated in chunks of ``chunk_seconds``
     overlapping by ``overlap_seconds`` (yaml keys of the same names override the defaults).
     """
 
@@ -297,215 +293,3 @@ class SepMambaSeparation(Pretrained):
         if rate != model_rate:
             est = torchaudio.functional.resample(est.t(), model_rate, rate).t()
         return fit_length(est.t(), audio.shape[-1]).t().unsqueeze(0)
-
-
-def _module_yaml(name: str, module: torch.nn.Module) -> str:
-    """``name: !new:<class>`` with the module's recorded constructor arguments."""
-    if not hasattr(module, "config"):
-        raise TypeError(f"module {name} ({type(module).__name__}) does not record its configuration; "
-                        "only sepmamba_sb.lobes modules can be exported")
-    cls = type(module)  # values as JSON, which YAML reads back as written (null, true, lists, strings)
-    return "\n".join([f"{name}: !new:{cls.__module__}.{cls.__name__}",
-                      *(f"    {k}: {json.dumps(v)}" for k, v in module.config.items())])
-
-
-def _hub_yaml(modules: dict, sample_rate: int, num_spks: int, chunk_seconds: float, overlap_seconds: float) -> str:
-    names = list(modules)
-    parts = [
-        "# SepMamba separator exported by sepmamba_sb.inference.export",
-        f"sample_rate: {sample_rate}",
-        f"num_spks: {num_spks}",
-        f"chunk_seconds: {chunk_seconds} # long files are separated in chunks of this length",
-        f"overlap_seconds: {overlap_seconds}",
-        "",
-        *(_module_yaml(n, m) + "\n" for n, m in modules.items()),
-        "modules:",
-        *(f"    {n}: !ref <{n}>" for n in names),
-        "",
-        "pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer",
-        "    loadables:",
-        *(f"        {n}: !ref <{n}>" for n in names),
-    ]
-    return "\n".join(parts) + "\n"
-
-
-def mean_test_scores(run: str | Path) -> dict | None:
-    """The means (the ``avg`` row) of a recipe run's ``test_results.csv``: metric -> dB; None without one."""
-    path = Path(run) / "test_results.csv"
-    if not path.is_file():
-        return None
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            if row["snt_id"] == "avg":
-                return {k: float(v) for k, v in row.items() if k != "snt_id"}
-    return None
-
-
-def training_log(run: str | Path) -> list[dict]:
-    """A recipe run's ``train_log.txt``, one dict per epoch: ``epoch``, ``minutes`` (since training
-    started in the process that ran the epoch; None in logs written before it was recorded),
-    ``train`` and ``valid`` (SI-SNR, dB).
-
-    Raises
-    ------
-    FileNotFoundError
-        When the run has no ``train_log.txt``.
-    """
-    path = Path(run) / "train_log.txt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run} has no train_log.txt")
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        epoch = re.match(r"epoch: (\d+),", line)
-        train, valid = re.search(r"train si-snr: ([^,\s]+)", line), re.search(r"valid si-snr: ([^,\s]+)", line)
-        if epoch and train and valid:
-            minutes = re.search(r"minutes: ([^\s,]+)", line)
-            rows.append({"epoch": int(epoch.group(1)), "minutes": float(minutes.group(1)) if minutes else None,
-                         "train": float(train.group(1)), "valid": float(valid.group(1))})
-    return rows
-
-
-def load_training_run(run: str | Path) -> dict:
-    """A recipe run's hparams with the checkpoint of best validation SI-SNR loaded into its modules
-    (what ``train.py`` tests).
-
-    Raises
-    ------
-    FileNotFoundError
-        When ``run`` has no ``hyperparams.yaml`` or no checkpoint.
-    """
-    from hyperpyyaml import load_hyperpyyaml
-
-    path = Path(run) / "hyperparams.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run} is not a training run folder: {path} is missing")
-    with open(path, encoding="utf-8") as f:
-        hparams = load_hyperpyyaml(f)
-    if hparams["checkpointer"].recover_if_possible(max_key="si-snr") is None:
-        raise FileNotFoundError(f"no checkpoint in {hparams['save_folder']}")
-    return hparams
-
-
-def training_conditions(hparams) -> str:
-    """One sentence on what a run's model was trained to separate: clean, noisy or reverberant mixtures,
-    which targets, and the rooms and noise of its dynamic mixtures (a recipe's hparams; the model card's)."""
-    dataset, task = hparams.get("dataset", "wsj0mix"), hparams.get("task", "clean")
-    reverberant = task in ("reverberant", "noisy-reverberant")
-    kind = {"clean": "clean, anechoic", "noisy": "noisy, anechoic", "reverberant": "reverberant, noise-free",
-            "noisy-reverberant": "noisy and reverberant"}[task]
-    text = f"Conditions: {kind} mixtures ({dataset}, task `{task}`)"
-    if reverberant:
-        text += ("; targets: the direct path (it separates and dereverberates)" if hparams.get("dereverberate", True)
-                 else "; targets: the reverberant sources (it separates, keeping the reverberation)")
-    extras = []
-    rooms, noise = hparams.get("dm_rooms"), hparams.get("dm_noise")
-    if hparams.get("dynamic_mixing") and rooms:
-        settings = getattr(rooms, "keywords", {})
-        extras.append(f"simulated rooms (RT60 {settings.get('rt60', 'default range')} s, target "
-                      f"{settings.get('target', 'direct')})")
-    if hparams.get("dynamic_mixing") and noise:
-        extras.append(f"noise at {getattr(noise, 'keywords', {}).get('snr', 'the default')} dB SNR")
-    if extras:
-        text += "; dynamic mixtures with " + " and ".join(extras)
-    causal = hparams.get("model_config", {}).get("causal", False)
-    if not causal:
-        return text + ". Non-causal model."
-    return text + (". Strictly causal model (no look-ahead)." if hparams.get("strict_causal") else
-                   ". Causal model (its unpadded convs look a few ms ahead).")
-
-
-def _model_card(modules: dict, sample_rate: int, num_spks: int, metrics: dict | None, training: str) -> str:
-    params = sum(p.numel() for m in modules.values() for p in m.parameters())
-    masking = model_form(modules) == "masking"
-    form = "SpeechBrain's masking form (encoder, masknet, decoder)" if masking else \
-        "the paper's direct model (waveforms out)"
-    lines = [
-        "# SepMamba speech separator",
-        "",
-        f"SepMamba ([arXiv 2410.20997](https://arxiv.org/abs/2410.20997)), {form}: {params:,} parameters, "
-        f"{num_spks} speakers, {sample_rate} Hz.",
-        "",
-        "## Architecture",
-        "",
-        *(f"- `{n}`: `{type(m).__name__}({', '.join(f'{k}={v!r}' for k, v in m.config.items())})`"
-          for n, m in modules.items()),
-        "",
-        "## Training data",
-        "",
-        training,
-        "",
-        "## Results on the training recipe's test set",
-        "",
-    ]
-    if metrics:
-        lines += ["| SI-SNR | SI-SNRi | SDR | SDRi | SI-SDR | SI-SDRi |", "|---|---|---|---|---|---|",
-                  "| " + " | ".join(f"{metrics[k]:.2f}" for k in ("si-snr", "si-snr_i", "sdr", "sdr_i", "si-sdr",
-                                                                   "si-sdr_i")) + " |",
-                  "", "Measured by the recipe's `test_results.csv` (full-length test mixtures, dB)."]
-    else:
-        lines.append("No test results were found beside the checkpoint.")
-    lines += [
-        "",
-        "## Usage",
-        "",
-        "```python",
-        "from sepmamba_sb.inference import SepMambaSeparation",
-        'model = SepMambaSeparation.from_hparams(source="<this folder>", savedir="pretrained")',
-        'sources = model.separate_file("test_mixture.wav")   # [1, T, S]',
-        "```",
-        "",
-        "or `sepmamba-separate <this folder> mixture.wav --out separated/`.",
-    ]
-    if masking:
-        lines += ["", "SpeechBrain's `speechbrain.inference.separation.SepformerSeparation.from_hparams` loads "
-                  "this folder too."]
-    return "\n".join(lines) + "\n"
-
-
-def export(source, out_dir: str | Path, test_mixture: str | Path | None = None, chunk_seconds: float = 30.0,
-           overlap_seconds: float = 2.0) -> Path:
-    """Write a SpeechBrain hub folder from a training run.
-
-    Parameters
-    ----------
-    source : Path or speechbrain.core.Brain
-        A run's output folder (with ``hyperparams.yaml`` and ``save/CKPT+*``: the checkpoint with the
-        best validation SI-SNR is loaded), or a Brain holding trained ``modules`` and ``hparams``.
-    out_dir : str or Path
-        Created; existing files are replaced.
-    test_mixture : str or Path, optional
-        Copied as ``test_mixture.wav`` (default: the first mixture of the run's test CSV).
-    chunk_seconds, overlap_seconds : float
-        Written to the yaml for long-file separation.
-
-    Returns
-    -------
-    Path
-        ``out_dir``.
-    """
-    from speechbrain.dataio.dataio import load_data_csv
-
-    if isinstance(source, (str, Path)):
-        run = Path(source)
-        hparams = load_training_run(run)
-        modules = dict(hparams["modules"])
-    else:
-        hparams, modules = vars(source.hparams), dict(source.modules)
-        run = Path(hparams["output_folder"])
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, module in modules.items():
-        torch.save(module.state_dict(), out / f"{name}.ckpt")
-    sample_rate, num_spks = hparams["sample_rate"], hparams["num_spks"]
-    (out / "hyperparams.yaml").write_text(_hub_yaml(modules, sample_rate, num_spks, chunk_seconds, overlap_seconds))
-    if test_mixture is None and hparams.get("test_data"):
-        rows = load_data_csv(hparams["test_data"], replacements={"data_root": hparams["data_folder"]})
-        test_mixture = next(iter(rows.values()))["mix_wav"] if rows else None
-    if test_mixture is not None:
-        shutil.copy(test_mixture, out / "test_mixture.wav")
-    training = (f"Trained with the `{hparams.get('experiment_name', '?')}` recipe on `{hparams.get('data_folder')}`"
-                + (f", dynamic mixing from `{hparams.get('base_folder_dm')}`." if hparams.get("dynamic_mixing")
-                   else ".") + "\n\n" + training_conditions(hparams))
-    (out / "README.md").write_text(_model_card(modules, sample_rate, num_spks, mean_test_scores(run), training))
-    logger.info("exported %s to %s", ", ".join(modules), out)
-    return out

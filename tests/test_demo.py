@@ -7,7 +7,7 @@ import pytest
 from conftest import REPO, load_recipe_module
 
 from sepmamba_sb.compare import read_results
-from sepmamba_sb.inference import mean_test_scores, training_log
+from sepmamba_sb.runs import mean_test_scores, training_log
 
 demo = load_recipe_module("../MiniMix/demo.py", "minimix_demo")
 

@@ -56,7 +56,7 @@ def test_sweep_reads_a_runs_epochs_best_cv_and_test_score(trained_run):
         import minimix_sweep
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
-    from sepmamba_sb.inference import mean_test_scores, training_log
+    from sepmamba_sb.runs import mean_test_scores, training_log
 
     summary = minimix_sweep.summarize(trained_run)
     log = training_log(trained_run)

@@ -101,10 +101,11 @@ def test_whamr_recipe_trains_resumes_and_tests(tiny_whamr_corpus, tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 and rows[-1]["snt_id"] == "avg"
     assert all(math.isfinite(float(r[k])) for r in rows for k in r if k != "snt_id")
-    from sepmamba_sb.inference import export
+    from sepmamba_sb.hub import absolute_paths, export
 
     card = (export(out, tmp_path / "hub") / "README.md").read_text()
-    assert "Conditions: noisy and reverberant mixtures (whamr, task `noisy-reverberant`); targets: the direct" in card
+    assert "\nNoisy and reverberant mixtures (whamr, task `noisy-reverberant`); targets: the direct" in card
+    assert "(WHAMR!, 2 speakers, 8 kHz)" in card and absolute_paths(card) == []
 
 
 def test_wham_recipe_on_noisy_mixtures(tiny_wham_corpus, tmp_path):

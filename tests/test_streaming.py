@@ -15,7 +15,8 @@ import torch
 from conftest import REPO
 
 from sepmamba_sb.cli import main as cli_main
-from sepmamba_sb.inference import SepMambaSeparation, export
+from sepmamba_sb.hub import export
+from sepmamba_sb.inference import SepMambaSeparation
 from sepmamba_sb.lobes import Decoder, Encoder, MaskingSeparator, MaskNet, SepMamba
 from sepmamba_sb.lobes.streaming import lookahead
 from sepmamba_sb.nnet import MambaStack

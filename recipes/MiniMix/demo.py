@@ -7,7 +7,8 @@ Steps:
 1. Build the MiniMix corpus (`minimix_prepare.py`): real speech from Debian packages, cached in
    ~/.cache/sepmamba_sb.
 2. Train `hparams/sepmamba-minimix.yaml` for its epochs; that run also tests on MiniMix's tt.
-3. Export the best checkpoint as a hub folder (`<out>/model`).
+3. Export the best checkpoint as a hub folder (`<out>/model`) and check it is ready to share
+   (`python -m sepmamba_sb.hub check`: it loads in fresh processes the three ways a user would).
 4. Separate one test mixture with the exported model, the way a user would.
 5. Write `mix.wav`, `source1.wav`, `source2.wav`, `spectrogram.png`, `training_curve.png` into `--out`,
    and print a summary.
@@ -54,7 +55,7 @@ def training_curve(run: Path, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sepmamba_sb.inference import training_log
+    from sepmamba_sb.runs import training_log
 
     rows = training_log(run)
     epochs = [r["epoch"] for r in rows]
@@ -111,16 +112,20 @@ def main(argv=None) -> int:
     shutil.rmtree(run, ignore_errors=True)  # a fresh demonstration each time
     train(corpus, run, args.epochs)
     from sepmamba_sb.compare import read_results
-    from sepmamba_sb.inference import mean_test_scores
+    from sepmamba_sb.runs import mean_test_scores
 
     means, scores = mean_test_scores(run), read_results(run / "test_results.csv", ["si-snr_i"])
 
-    step("3/5 exporting the best checkpoint as a hub folder")
+    step("3/5 exporting the best checkpoint as a hub folder, and checking it is ready to share")
     from sepmamba_sb.audio import read_audio
-    from sepmamba_sb.inference import SepMambaSeparation, export
+    from sepmamba_sb.hub import check, export
+    from sepmamba_sb.inference import SepMambaSeparation
 
     model_dir = export(run, out / "model")
-    print(model_dir)
+    shared = check(model_dir)
+    print(shared.report())
+    if not shared.ok:
+        raise SystemExit("the exported folder fails the hub check (above)")
 
     step("4/5 separating a test mixture with the exported model")
     best = max(scores, key=lambda name: scores[name]["si-snr_i"])  # show what the model can do at its best
@@ -148,7 +153,8 @@ SI-SDRi {means['si-sdr_i']:.2f} dB (per mixture: {run / 'test_results.csv'}).
 Separated example (SI-SNRi {scores[best]['si-snr_i']:.2f} dB, the test set's best): {out / 'mix.wav'} ->
 {out / 'source1.wav'}, {out / 'source2.wav'}
 Pictures: {out / 'spectrogram.png'}, {out / 'training_curve.png'}
-Model: {model_dir}   (sepmamba-separate {model_dir} your.wav --out separated/)""")
+Model: {model_dir}   (sepmamba-separate {model_dir} your.wav --out separated/)
+Share it: python -m sepmamba_sb.hub push {model_dir} --repo USER/NAME""")
     return 0
 
 
