@@ -600,6 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("out", help="the hub folder to write")
     ex.add_argument("--test-mixture", default=None, help="example mixture (default: the run's first test mixture)")
     ex.add_argument("--corpus", default=None, help="training data named in the card (default: the yaml's corpus)")
+    ex.add_argument("--recipe", default=None, help="recipe named in the card (default: the yaml's recipe)")
     ex.add_argument("--license", dest="licence", default="apache-2.0", help="the weights' licence (hub identifier)")
     ch = commands.add_parser("check", help="check that a folder is ready to share (exit 1 if not)")
     ch.add_argument("folder")
@@ -617,7 +618,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.command == "export":
         try:
-            out = export(args.run, args.out, test_mixture=args.test_mixture, corpus=args.corpus, licence=args.licence)
+            out = export(args.run, args.out, test_mixture=args.test_mixture, corpus=args.corpus, recipe=args.recipe,
+                         licence=args.licence)
         except (FileNotFoundError, TypeError, ValueError) as exc:
             print(f"hub export: {exc}", file=sys.stderr)
             return 2

@@ -69,6 +69,16 @@ def test_card_of_own_data_and_a_causal_model_states_its_latency(tmp_path):
     assert "\nlicense: other\n" in card and "datasets:\n- WSJ0-2mix\n" in card
 
 
+def test_export_command(trained_run, tmp_path, capsys):
+    assert main(["export", str(trained_run), str(tmp_path / "hub"), "--corpus", "my recordings", "--recipe",
+                 "my.yaml"]) == 0
+    assert f"next: python -m sepmamba_sb.hub check {tmp_path / 'hub'}" in capsys.readouterr().out
+    card = (tmp_path / "hub" / "README.md").read_text()
+    assert "(my recordings, 2 speakers" in card and "Recipe: `my.yaml`" in card
+    assert main(["export", str(tmp_path), str(tmp_path / "other")]) == 2
+    assert f"{tmp_path} is not a training run folder" in capsys.readouterr().err
+
+
 def test_absolute_paths_finds_local_paths_and_spares_urls():
     text = ("Trained on /home/alice/wsj0 and ~/data/x, or C:\\corpora\\wsj0; see https://arxiv.org/abs/2410.20997 "
             "and huggingface.co/user/model, recipes/MiniMix/hparams/a.yaml, and/or 1/2 of SI-SNR/s.\n`/tmp/x.wav`")
