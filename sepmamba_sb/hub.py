@@ -151,9 +151,6 @@ def _model_card(modules: dict, hparams: dict, run: Path | None, licence: str) ->
     form = "in SpeechBrain's masking form (encoder, masknet, decoder)" if masking else \
         "in the paper's direct form (waveforms out)"
     metrics = mean_test_scores(run) if run is not None else None
-    config = (modules.get("sepmamba") or modules["masknet"]).config  # causality: the model's, not the yaml's
-    conditions = training_conditions({**hparams, "model_config": {"causal": config["causal"]},
-                                      "strict_causal": config["strict_causal"]}).removeprefix("Conditions: ")
     lines = [
         "---",
         "library_name: speechbrain",
@@ -192,9 +189,9 @@ def _model_card(modules: dict, hparams: dict, run: Path | None, licence: str) ->
         lines += ["SpeechBrain's `speechbrain.inference.separation.SepformerSeparation.from_hparams` loads it too."]
     lines += [
         "",
-        "## Conditions",
+        "## What it separates",
         "",
-        conditions[0].upper() + conditions[1:],
+        training_conditions({**hparams, "modules": modules}),
         "",
         _latency(modules, num_spks, sample_rate),
         "",
@@ -276,7 +273,11 @@ def export(source, out_dir: str | Path, test_mixture: str | Path | None = None, 
     else:
         hparams, modules = vars(source.hparams), dict(source.modules)
         run = Path(hparams["output_folder"]) if hparams.get("output_folder") else None
-    hparams = {**hparams, **{k: v for k, v in (("corpus", corpus), ("recipe", recipe)) if v is not None}}
+    hparams = dict(hparams)  # a copy: a Brain's hparams stay as they are
+    if corpus is not None:
+        hparams["corpus"] = corpus
+    if recipe is not None:
+        hparams["recipe"] = recipe
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, module in modules.items():
@@ -448,7 +449,7 @@ def _check_files(folder: Path, needed: set[str] | None, result: CheckResult) -> 
 # runs in a fresh Python: loads the folder one way and saves its raw estimates of the test mixture
 _PROBE = f"""
 import sys
-import soundfile, torch
+import torch
 folder, way, savedir, out = sys.argv[1:5]
 if way == "foreign_class":
     from speechbrain.inference.interfaces import foreign_class
@@ -462,8 +463,9 @@ elif way == "{INTERFACE_CLASS}":
 else:
     from speechbrain.inference.separation import SepformerSeparation
     model = SepformerSeparation.from_hparams(source=folder, savedir=savedir)
-audio, _ = soundfile.read(folder + "/{TEST_MIXTURE}", dtype="float32", always_2d=True)
-torch.save(model.separate_batch(torch.from_numpy(audio.mean(1))[None]).cpu(), out)
+from sepmamba_sb.audio import read_audio  # after loading: the load itself imports nothing of ours first
+mix, _ = read_audio(folder + "/{TEST_MIXTURE}")
+torch.save(model.separate_batch(mix[None]).cpu(), out)
 """
 
 

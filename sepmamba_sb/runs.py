@@ -70,7 +70,8 @@ def load_training_run(run: str | Path) -> dict:
 
 def training_conditions(hparams) -> str:
     """One sentence on what a run's model was trained to separate: clean, noisy or reverberant mixtures,
-    which targets, and the rooms and noise of its dynamic mixtures (a recipe's hparams; the model card's)."""
+    which targets, the rooms and noise of its dynamic mixtures, and whether the model is causal (a recipe's
+    hparams, or a Brain's: with ``modules``, the model's own configuration says whether it is causal)."""
     dataset, task = hparams.get("dataset", "wsj0mix"), hparams.get("task", "clean")
     reverberant = task in ("reverberant", "noisy-reverberant")
     kind = {"clean": "clean, anechoic", "noisy": "noisy, anechoic", "reverberant": "reverberant, noise-free",
@@ -89,8 +90,11 @@ def training_conditions(hparams) -> str:
         extras.append(f"noise at {getattr(noise, 'keywords', {}).get('snr', 'the default')} dB SNR")
     if extras:
         text += "; dynamic mixtures with " + " and ".join(extras)
-    causal = hparams.get("model_config", {}).get("causal", False)
-    if not causal:
+    # causality: the model's own configuration where the hparams hold its modules, else the yaml's
+    model = next((m for n, m in (hparams.get("modules") or {}).items() if n in ("sepmamba", "masknet")), None)
+    config = model.config if model is not None else {**hparams.get("model_config", {}),
+                                                      "strict_causal": hparams.get("strict_causal")}
+    if not config.get("causal"):
         return text + ". Non-causal model."
-    return text + (". Strictly causal model (no look-ahead)." if hparams.get("strict_causal") else
+    return text + (". Strictly causal model (no look-ahead)." if config.get("strict_causal") else
                    ". Causal model (its unpadded convs look a few ms ahead).")

@@ -49,7 +49,7 @@ def test_export_writes_the_hub_layout_and_a_card_without_local_paths(folder, tra
     assert "datasets:\n- MiniMix\n" in card and "(MiniMix, 2 speakers, 8 kHz)" in card
     assert "Recipe: `recipes/MiniMix/hparams/sepmamba-minimix.yaml`" in card
     assert install_line() in card and 'pip install "sepmamba_sb>=' in install_line()
-    assert "\nClean, anechoic mixtures" in card and "Offline" in card
+    assert "Conditions: clean, anechoic mixtures" in card and "Offline" in card
     assert f"{mean_test_scores(trained_run)['si-snr_i']:.2f}" in card  # the recipe's measured SI-SNRi
     assert "- Budget: 3 epochs of 32 dynamic mixtures cropped to 1 s (2 minutes of audio)" in card  # the fixture's
     assert "| `dm_num_mixtures` | `32` |" in card and "| `optimizer` | `AdamW` |" in card

@@ -104,7 +104,7 @@ def test_whamr_recipe_trains_resumes_and_tests(tiny_whamr_corpus, tmp_path):
     from sepmamba_sb.hub import absolute_paths, export
 
     card = (export(out, tmp_path / "hub") / "README.md").read_text()
-    assert "\nNoisy and reverberant mixtures (whamr, task `noisy-reverberant`); targets: the direct" in card
+    assert "Conditions: noisy and reverberant mixtures (whamr, task `noisy-reverberant`); targets: the direct" in card
     assert "(WHAMR!, 2 speakers, 8 kHz)" in card and absolute_paths(card) == []
 
 
