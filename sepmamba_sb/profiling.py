@@ -9,8 +9,8 @@ lives elsewhere, so counts do not depend on which kernels a device has):
 - every matmul, linear layer, convolution, transposed convolution and attention product, by
   ``torch.utils.flop_counter.FlopCounterMode`` (its FLOPs / 2); this includes each Mamba block's
   in_proj, depthwise conv, x_proj, dt_proj and out_proj;
-- the selective scan, which that counter cannot see inside a fused kernel, by a forward hook on each
-  :class:`sepmamba_sb.nnet.Mamba`: ``B * L * d_inner * (4 * d_state + 3)`` per call. Per channel,
+- the selective scan, which that counter cannot see inside a kernel, from every scan the pass runs
+  (:func:`sepmamba_sb.ops.observe_scans`): ``B * L * d_inner * (4 * d_state + 3)`` per call. Per channel,
   state and step: ``delta*A``, ``B*(delta*u)``, ``decay*h + input`` and ``C*h`` (4); per channel and
   step: ``delta*u``, ``D*u`` and the ``silu(z)`` gate (3). Exponentials, softplus and SiLU
   evaluations, norms, activations, additions and biases are not counted, as is usual for MACs;
@@ -44,8 +44,7 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from sepmamba_sb.nnet import Mamba
-from sepmamba_sb.ops import cpu_capability, use_fusion
+from sepmamba_sb.ops import cpu_capability, observe_scans, use_fusion
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -108,21 +107,21 @@ def count_macs(model: nn.Module, num_samples: int) -> MacCount:
         model = copy.deepcopy(model).cpu()
     scans, recurrent = [], []
 
-    def on_mamba(module, args, _output):
-        batch, length, _ = args[0].shape
-        scans.append(scan_macs(batch, length, module.d_inner, module.d_state))
+    def on_scan(shape, nstate):
+        batch, dim, length = shape
+        scans.append(scan_macs(batch, length, dim, nstate))
 
     def on_lstm(module, args, _output):
         data = args[0]
         batch, steps = (data.shape[0], data.shape[1]) if module.batch_first else (data.shape[1], data.shape[0])
         recurrent.append(lstm_macs(module, batch, steps))
 
-    hooks = [m.register_forward_hook(on_mamba) for m in model.modules() if isinstance(m, Mamba)]
+    hooks = []
     if not _lstm_counted_by_flop_counter():
         hooks += [m.register_forward_hook(on_lstm) for m in model.modules() if isinstance(m, nn.LSTM)]
     counter = FlopCounterMode(display=False)
-    try:  # unfused: every Mamba module runs, its conv and dt_proj as PyTorch operators the counter sees
-        with torch.no_grad(), use_fusion(False), counter:
+    try:  # unfused: the Mamba blocks' conv and dt_proj run as PyTorch operators the counter sees
+        with torch.no_grad(), use_fusion(False), observe_scans(on_scan), counter:
             model(torch.randn(1, num_samples))  # values do not change the count; noise avoids degenerate paths
     finally:
         for hook in hooks:

@@ -78,9 +78,8 @@ def test_fused_step_size_projection_equals_projecting_first(groups):
     for fused in (True, False):
         leaves = {k: v.clone().requires_grad_() for k, v in args.items()}
         w = weight.clone().requires_grad_()
-        with use_fusion(fused):
-            out = dispatch.run_scan("cpu", *(leaves[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")),
-                                    True, False, delta_proj_weight=w)
+        out = dispatch.run_scan("cpu", *(leaves[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")),
+                                True, False, delta_proj_weight=w, fused=fused)
         out.backward(torch.ones_like(out))
         results.append((out, {k: v.grad for k, v in leaves.items()}, w.grad))
     (out, grads, wgrad), (ref, ref_grads, ref_wgrad) = results
@@ -174,6 +173,25 @@ def test_fused_bimamba_float32_round_off_and_the_switch():
         reference = layer.double()(x.double())
     assert rel_err(fused, reference) < 1e-5 and rel_err(unfused, reference) < 1e-5
     assert fusion_enabled()
+
+
+def test_the_switch_runs_each_direction_apart_with_pytorch_operators():
+    """use_fusion(False), read by the mixer alone: a fused layer's scans run per direction (half the rows
+    each), dt_proj before the scan, and the C++ conv gives way to PyTorch's (whose calls a MAC counter sees)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from sepmamba_sb.ops import observe_scans
+
+    layer = BiMamba(16, num_blocks=2)
+    x = torch.randn(3, 16, 50)
+    for fused, rows, scans in ((True, 6, 2), (False, 3, 4)):
+        seen, counter = [], FlopCounterMode(display=False)
+        with torch.no_grad(), use_fusion(fused), observe_scans(lambda shape, _, rows=seen: rows.append(shape[0])):
+            with counter:
+                layer(x)
+        assert seen == [rows] * scans, fused
+        conv_flops = sum(n for op, n in counter.get_flop_counts()["Global"].items() if "convolution" in str(op))
+        assert (conv_flops > 0) == (not fused), fused
 
 
 def test_fused_bimamba_loads_the_original_keys_and_counts_the_same_macs():

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from sepmamba_sb.nnet.block import MambaStack
-from sepmamba_sb.ops import MambaState, fusion_enabled, mamba_mixer
+from sepmamba_sb.nnet.block import BlockWeights, MambaStack, mamba_block
+from sepmamba_sb.ops import MambaState
 
 
 class BiMamba(nn.Module):
@@ -22,10 +21,11 @@ class BiMamba(nn.Module):
     ``...norm.*`` and the same under ``backward_mamba_block``.
 
     Both directions run in one pass (``fused=True``, the default): the reversed sequence joins the batch
-    as extra rows and each block's weights are stacked per direction, so every operation of a block
-    (norm, projections, conv, scan) is one call over twice the batch, with the same parameters and the
-    same output as two separate stacks (``fused=False``, or inside ``sepmamba_sb.ops.use_fusion(False)``)
-    up to float round-off.
+    as extra rows and block i of each stack runs as one :func:`sepmamba_sb.nnet.block.mamba_block` with
+    their weights stacked (:meth:`BlockWeights.stack`), so every operation of a block (norm,
+    projections, conv, scan) is one call over twice the batch, with the same parameters and the same
+    output as two separate stacks (``fused=False``) up to float round-off. Inside
+    ``sepmamba_sb.ops.use_fusion(False)`` the mixers run each direction apart.
 
     Parameters
     ----------
@@ -72,7 +72,7 @@ class BiMamba(nn.Module):
         x = x.transpose(1, 2)
         if self.backward_mamba_block is None:
             out = self.forward_mamba_block(x, state)
-        elif self.fused and fusion_enabled():
+        elif self.fused:
             both = self._both_directions(torch.cat([x, x.flip(1)]))
             out = both[: x.shape[0]] + both[x.shape[0]:].flip(1)
         else:
@@ -85,13 +85,7 @@ class BiMamba(nn.Module):
         hidden, residual = rows, None
         pairs = zip(self.forward_mamba_block.mamba_blocks, self.backward_mamba_block.mamba_blocks, strict=True)
         for forward_block, backward_block in pairs:
-            residual = hidden if residual is None else hidden + residual
-            norms = (forward_block.norm, backward_block.norm)
-            normed = F.layer_norm(residual.to(norms[0].weight.dtype), norms[0].normalized_shape, eps=norms[0].eps)
-            scale, shift = (torch.stack([getattr(n, k) for n in norms])[:, None, None] for k in ("weight", "bias"))
-            normed = torch.addcmul(shift, normed.view(2, -1, *normed.shape[1:]), scale).flatten(0, 1)
-            weights = (forward_block.mixer.mixer_weights(), backward_block.mixer.mixer_weights())
-            stacked = {k: None if w is None else torch.stack([w, weights[1][k]]) for k, w in weights[0].items()}
+            weights = BlockWeights.stack([forward_block.block_weights(), backward_block.block_weights()])
             mixer = forward_block.mixer
-            hidden = mamba_mixer(normed, **stacked, backend=mixer.backend, fused=mixer.use_fast_path)
+            hidden, residual = mamba_block(hidden, residual, weights, mixer.backend, mixer.use_fast_path)
         return hidden + residual

@@ -1,15 +1,22 @@
-"""Residual Mamba blocks as mamba-ssm 1.2's ``create_block`` builds them, and a stack of them."""
+"""Residual Mamba blocks as mamba-ssm 1.2's ``create_block`` builds them, and a stack of them.
+
+:func:`mamba_block` is the block's computation on given weights (:class:`BlockWeights`), with one set
+or several stacked: :class:`MambaBlock` runs it on its own, a bidirectional layer on both directions'
+at once (:class:`sepmamba_sb.nnet.BiMamba`).
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from sepmamba_sb.nnet.mamba import Mamba
-from sepmamba_sb.ops import MambaState
+from sepmamba_sb.ops import MambaState, MixerWeights, mamba_mixer
 
 
 def mamba_init_weights(module: nn.Module, n_layer: int, initializer_range: float = 0.02,
@@ -47,6 +54,68 @@ def mamba_init_weights(module: nn.Module, n_layer: int, initializer_range: float
                     param /= math.sqrt(n_residuals_per_layer * n_layer)
 
 
+@dataclass(frozen=True)
+class BlockWeights:
+    """A block's tensors: its LayerNorm's and its mixer's, each with or without a leading groups dimension
+    (all alike; batch row b uses group ``b // (batch // groups)``).
+
+    Attributes
+    ----------
+    norm_weight, norm_bias : torch.Tensor
+        (d_model,), or (groups, d_model).
+    norm_eps : float
+        The LayerNorm's epsilon.
+    mixer : sepmamba_sb.ops.MixerWeights
+        The mixer's.
+    """
+
+    norm_weight: torch.Tensor
+    norm_bias: torch.Tensor
+    norm_eps: float
+    mixer: MixerWeights
+
+    @staticmethod
+    def stack(sets: list[BlockWeights]) -> BlockWeights:
+        """Several blocks' weights as one grouped set, in order (their epsilons must agree)."""
+        if len({w.norm_eps for w in sets}) != 1:
+            raise ValueError(f"BlockWeights.stack: the blocks' norm epsilons differ: {[w.norm_eps for w in sets]}")
+        return BlockWeights(torch.stack([w.norm_weight for w in sets]), torch.stack([w.norm_bias for w in sets]),
+                            sets[0].norm_eps, MixerWeights.stack([w.mixer for w in sets]))
+
+
+def mamba_block(hidden_states: torch.Tensor, residual: torch.Tensor | None, weights: BlockWeights,
+                backend: str | None = None, fused: bool = True,
+                state: MambaState | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Add -> LayerNorm -> Mamba mixer, with the residual carried separately (mamba-ssm 1.2 ``Block``).
+
+    Parameters
+    ----------
+    hidden_states : torch.Tensor
+        (batch, len, d_model).
+    residual : torch.Tensor, optional
+        (batch, len, d_model); ``None`` for the first block.
+    weights : BlockWeights
+        One set, or stacked sets for groups of batch rows.
+    backend, fused, state
+        As :func:`sepmamba_sb.ops.mamba_mixer`.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``(hidden_states, residual)``, each (batch, len, d_model).
+    """
+    residual = hidden_states if residual is None else hidden_states + residual
+    x = residual.to(dtype=weights.norm_weight.dtype)
+    if weights.norm_weight.dim() == 1:
+        normed = F.layer_norm(x, weights.norm_weight.shape, weights.norm_weight, weights.norm_bias, weights.norm_eps)
+    else:  # grouped: normalise every row at once, then each group's scale and shift
+        groups = weights.norm_weight.shape[0]
+        normed = F.layer_norm(x, weights.norm_weight.shape[-1:], eps=weights.norm_eps)
+        scale, shift = (w[:, None, None] for w in (weights.norm_weight, weights.norm_bias))
+        normed = torch.addcmul(shift, normed.view(groups, -1, *normed.shape[1:]), scale).flatten(0, 1)
+    return mamba_mixer(normed, weights.mixer, backend=backend, fused=fused, state=state), residual
+
+
 class MambaBlock(nn.Module):
     """Add -> LayerNorm -> Mamba, with the residual carried separately (mamba-ssm 1.2 ``Block``).
 
@@ -69,25 +138,14 @@ class MambaBlock(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor | None = None,
                 state: MambaState | None = None):
-        """``residual = hidden_states + residual``; ``hidden_states = mixer(norm(residual))``.
+        """:func:`mamba_block` with this block's weights (``state``: the mixer's stream state,
+        :meth:`Mamba.allocate_state`, updated in place); returns ``(hidden_states, residual)``."""
+        return mamba_block(hidden_states, residual, self.block_weights(), self.mixer.backend, self.mixer.use_fast_path,
+                           state)
 
-        Parameters
-        ----------
-        hidden_states : torch.Tensor
-            (batch, len, d_model).
-        residual : torch.Tensor, optional
-            (batch, len, d_model); ``None`` for the first block.
-        state : MambaState, optional
-            The mixer's stream state (:meth:`Mamba.allocate_state`), updated in place.
-
-        Returns
-        -------
-        tuple of torch.Tensor
-            ``(hidden_states, residual)``, each (batch, len, d_model).
-        """
-        residual = hidden_states if residual is None else hidden_states + residual
-        hidden_states = self.mixer(self.norm(residual.to(dtype=self.norm.weight.dtype)), state)
-        return hidden_states, residual
+    def block_weights(self) -> BlockWeights:
+        """The tensors :func:`mamba_block` takes."""
+        return BlockWeights(self.norm.weight, self.norm.bias, self.norm.eps, self.mixer.mixer_weights())
 
 
 class MambaStack(nn.Module):

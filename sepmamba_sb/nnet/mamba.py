@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn as nn
 
-from sepmamba_sb.ops import BACKENDS, MambaState, mamba_mixer
+from sepmamba_sb.ops import BACKENDS, MambaState, MixerWeights, mamba_mixer
 
 
 class Mamba(nn.Module):
@@ -156,16 +156,16 @@ class Mamba(nn.Module):
             raise ValueError(
                 f"Mamba: expected input (batch, len, d_model={self.d_model}), got {tuple(hidden_states.shape)}"
             )
-        return mamba_mixer(hidden_states, **self.mixer_weights(), backend=self.backend, fused=self.use_fast_path,
+        return mamba_mixer(hidden_states, self.mixer_weights(), backend=self.backend, fused=self.use_fast_path,
                            state=state)
 
-    def mixer_weights(self) -> dict[str, torch.Tensor | None]:
-        """The tensors :func:`sepmamba_sb.ops.mamba_mixer` takes, by its argument names (``A = -exp(A_log)``;
-        ``A``, ``D`` and the step-size bias in float32)."""
-        return {
-            "in_proj_weight": self.in_proj.weight, "in_proj_bias": self.in_proj.bias,
-            "conv1d_weight": self.conv1d.weight, "conv1d_bias": self.conv1d.bias,
-            "x_proj_weight": self.x_proj.weight, "delta_proj_weight": self.dt_proj.weight,
-            "out_proj_weight": self.out_proj.weight, "out_proj_bias": self.out_proj.bias,
-            "A": -torch.exp(self.A_log.float()), "D": self.D.float(), "delta_bias": self.dt_proj.bias.float(),
-        }
+    def mixer_weights(self) -> MixerWeights:
+        """The tensors :func:`sepmamba_sb.ops.mamba_mixer` takes (``A = -exp(A_log)``; ``A``, ``D`` and the
+        step-size bias in float32)."""
+        return MixerWeights(
+            in_proj_weight=self.in_proj.weight, in_proj_bias=self.in_proj.bias,
+            conv1d_weight=self.conv1d.weight, conv1d_bias=self.conv1d.bias,
+            x_proj_weight=self.x_proj.weight, delta_proj_weight=self.dt_proj.weight,
+            out_proj_weight=self.out_proj.weight, out_proj_bias=self.out_proj.bias,
+            A=-torch.exp(self.A_log.float()), D=self.D.float(), delta_bias=self.dt_proj.bias.float(),
+        )

@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 
 from sepmamba_sb.ops import cpu_kernel
-from sepmamba_sb.ops.dispatch import fusion_enabled
 from sepmamba_sb.ops.mamba_ssm_kernels import mamba_kernels
 
 
@@ -25,14 +24,13 @@ def _check_weight(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 
 def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
                   activation: str | None = "silu", initial_states: torch.Tensor | None = None,
-                  return_final_states: bool = False, overwrite_input: bool = False):
+                  return_final_states: bool = False, overwrite_input: bool = False, fused: bool = True):
     """Depthwise causal convolution: ``y_t`` depends on ``x_{t-W+1} .. x_t`` only.
 
-    The kernel follows the tensor's device: our C++ kernel on the CPU (float32/float64; one pass with
-    the SiLU fused, differentiable without initial states; off under
-    :func:`sepmamba_sb.ops.use_fusion` ``(False)``); causal-conv1d's ``causal_conv1d_fn`` for
-    CUDA tensors when it imported and no initial states are given; ``torch.nn.functional.conv1d`` or
-    shifted multiply-adds otherwise.
+    The kernel follows the tensor's device: with ``fused``, our C++ kernel on the CPU (float32/float64;
+    one pass with the SiLU fused, differentiable without initial states); causal-conv1d's
+    ``causal_conv1d_fn`` for CUDA tensors when it imported and no initial states are given;
+    ``torch.nn.functional.conv1d`` or shifted multiply-adds otherwise.
     With ``initial_states`` (the ``W - 1`` inputs before ``x``; zeros otherwise), a stream convolved chunk
     by chunk, each chunk given the previous one's final states, equals the whole stream convolved at once.
 
@@ -55,6 +53,9 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     overwrite_input : bool
         ``x`` is not needed afterwards: the CPU kernel, without autograd, writes the output over it
         instead of allocating (other paths ignore this).
+    fused : bool
+        Allow the C++ kernel (False: PyTorch operators, what MAC counters see; the Mamba mixer passes
+        :func:`sepmamba_sb.ops.fusion_enabled`).
 
     Returns
     -------
@@ -69,7 +70,7 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         raise ValueError(f"causal_conv1d: initial_states must be (batch, dim, W - 1) = "
                          f"{(x.shape[0], x.shape[1], width - 1)}, got {tuple(initial_states.shape)}")
     wants_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
-    if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and fusion_enabled()
+    if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and fused
             and not (wants_grad and initial_states is not None) and cpu_kernel.build_error() is None):
         with torch.profiler.record_function("sepmamba_sb::causal_conv1d (cpu)"):  # named in profiles
             y, final_states = cpu_kernel.causal_conv1d_cpu(x, weight, bias, initial_states, activation == "silu",
@@ -81,7 +82,8 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         return y, final_states
     if groups > 1:  # the portable paths take one filter bank: one call per group
         outs = [causal_conv1d(xg, wg, None if bias is None else bias[g], activation,
-                              None if initial_states is None else initial_states.chunk(groups)[g], return_final_states)
+                              None if initial_states is None else initial_states.chunk(groups)[g], return_final_states,
+                              fused=fused)
                 for g, (xg, wg) in enumerate(zip(x.chunk(groups), weight, strict=True))]
         if not return_final_states:
             return torch.cat(outs)

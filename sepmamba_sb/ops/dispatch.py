@@ -19,9 +19,13 @@ The backend is chosen here and nowhere else (:func:`resolve_backend`), first of:
 Asking for a backend that cannot run raises a ``RuntimeError`` that says what is missing.
 
 :func:`use_fusion` switches this package's own fusions off for a block of code (on by default): the
-C++ depthwise conv, ``dt_proj`` inside the cpu scan kernel, and a bidirectional layer's two directions
-run as one batch. Off, every matrix product and convolution is a PyTorch operator (what MAC counters
-see), and a profile shows what the fusions save.
+C++ depthwise conv, ``dt_proj`` inside the cpu scan kernel, and several sets of weights (a
+bidirectional layer's two directions) run as one batch. Off, every matrix product and convolution is
+a PyTorch operator (what MAC counters see), and a profile shows what the fusions save. The Mamba
+mixer reads the switch (:func:`sepmamba_sb.ops.mamba_mixer`) and tells the conv and the scan.
+
+:func:`observe_scans` reports every scan a block of code runs (what MAC counters cannot see inside a
+kernel).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import contextlib
 import contextvars
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -42,6 +46,7 @@ ENV_VAR = "SEPMAMBA_SCAN_BACKEND"
 _fallback_warned: set[str] = set()
 _scoped_backend: contextvars.ContextVar[str | None] = contextvars.ContextVar("sepmamba_scan_backend", default=None)
 _fusion: contextvars.ContextVar[bool] = contextvars.ContextVar("sepmamba_fusion", default=True)
+_observers: contextvars.ContextVar[tuple] = contextvars.ContextVar("sepmamba_scan_observers", default=())
 
 
 def _check_name(name: str, origin: str) -> None:
@@ -87,6 +92,27 @@ def use_fusion(enabled: bool) -> Iterator[None]:
 def fusion_enabled() -> bool:
     """Whether the fused kernels run here (:func:`use_fusion`)."""
     return _fusion.get()
+
+
+@contextlib.contextmanager
+def observe_scans(callback: Callable[[tuple[int, int, int], int], None]) -> Iterator[None]:
+    """Call ``callback(u_shape, nstate)`` for every selective scan run inside the block, on any backend:
+    ``u_shape`` is (batch, dim, len), the batch counting every group of weights.
+
+    Example
+    -------
+    >>> from sepmamba_sb.nnet import Mamba
+    >>> seen = []
+    >>> with observe_scans(lambda shape, nstate: seen.append((shape, nstate))):
+    ...     y = Mamba(d_model=16)(torch.randn(2, 20, 16))
+    >>> seen
+    [((2, 32, 20), 16)]
+    """
+    token = _observers.set((*_observers.get(), callback))
+    try:
+        yield
+    finally:
+        _observers.reset(token)
 
 
 def _unavailable_reason(name: str, device: torch.device | None = None) -> str | None:
@@ -265,20 +291,22 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
 
 
 def run_scan(name, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state=None,
-             delta_proj_weight=None, overwrite_u=False):
+             delta_proj_weight=None, overwrite_u=False, fused=True):
     """:func:`selective_scan` with the backend already resolved and the inputs already checked
     (for the ops of this package that resolve once for several kernels).
 
     Given ``delta_proj_weight`` (dim, R) or (groups, dim, R), ``delta`` is the low-rank (batch, R, len)
-    input of the step-size projection: the cpu kernel applies it per tile (its (batch, dim, len) output
-    is never stored), the other backends (and the cpu one under ``use_fusion(False)``) before the scan.
-    ``overwrite_u``: ``u`` is not needed afterwards, and the cpu kernel without autograd writes its output
-    over it (the others ignore this).
+    input of the step-size projection: with ``fused``, the cpu kernel applies it per tile (its (batch,
+    dim, len) output is never stored); the other backends, and the cpu one without ``fused``, before the
+    scan. ``overwrite_u``: ``u`` is not needed afterwards, and the cpu kernel without autograd writes its
+    output over it (the others ignore this).
     """
     if name == "mamba_ssm" and initial_state is not None:
         name = "reference"  # mamba-ssm's selective_scan_fn has no initial state
+    for observe in _observers.get():
+        observe(tuple(u.shape), A.shape[-1])
     with torch.profiler.record_function(f"sepmamba_sb::selective_scan ({name})"):  # named in profiles
-        if delta_proj_weight is not None and not (name == "cpu" and fusion_enabled()):
+        if delta_proj_weight is not None and not (name == "cpu" and fused):
             delta, delta_proj_weight = _project(delta_proj_weight, delta), None
         if name == "cpu":
             return cpu_kernel.selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus,

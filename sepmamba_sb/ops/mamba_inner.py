@@ -9,7 +9,9 @@ major, (batch, len, channels) as the linear layers make it, from the input proje
 the CPU kernels read and write that layout in place, and ``dt_proj`` runs inside the scan kernel.
 
 Every weight may carry a leading groups dimension, batch row b using group ``b // (batch // groups)``:
-the two directions of a bidirectional layer then run as one batch, one call per operation.
+the two directions of a bidirectional layer then run as one batch, one call per operation
+(:meth:`MixerWeights.stack`). :func:`sepmamba_sb.ops.use_fusion` ``(False)`` runs each group apart, with
+PyTorch's conv and ``dt_proj`` before the scan: the readable path reads the switch, here alone.
 
 Given a :class:`MambaState`, the readable path continues a stream: the conv starts from the previous
 chunk's last inputs and the scan from its last state, and the state is updated for the next chunk.
@@ -17,13 +19,13 @@ chunk's last inputs and the scan from its last state, and the state is updated f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 
 from sepmamba_sb.ops.causal_conv import causal_conv1d
-from sepmamba_sb.ops.dispatch import resolve_backend, run_scan
+from sepmamba_sb.ops.dispatch import fusion_enabled, resolve_backend, run_scan
 from sepmamba_sb.ops.mamba_ssm_kernels import mamba_kernels
 
 
@@ -42,6 +44,72 @@ class MambaState:
 
     conv: torch.Tensor
     ssm: torch.Tensor
+
+
+@dataclass(frozen=True)
+class MixerWeights:
+    """The tensors of a Mamba-1 mixer, named as mamba-ssm's ``mamba_inner_fn`` takes them.
+
+    Each may carry a leading groups dimension (all alike): batch row b of the input then uses group
+    ``b // (batch // groups)``.
+
+    Attributes
+    ----------
+    in_proj_weight : torch.Tensor or None
+        (2 * d_inner, d_model): ``x`` then the gate ``z`` (None after the projection, in :func:`mamba_inner`).
+    in_proj_bias : torch.Tensor or None
+        (2 * d_inner,).
+    conv1d_weight : torch.Tensor
+        Depthwise causal conv, (d_inner, 1, W) as ``nn.Conv1d`` stores it.
+    conv1d_bias : torch.Tensor or None
+        (d_inner,).
+    x_proj_weight : torch.Tensor
+        (dt_rank + 2 * d_state, d_inner): ``dt``, ``B`` and ``C`` from ``x``.
+    delta_proj_weight : torch.Tensor
+        ``dt_proj``'s weight, (d_inner, dt_rank).
+    out_proj_weight : torch.Tensor
+        (d_model, d_inner).
+    out_proj_bias : torch.Tensor or None
+        (d_model,).
+    A : torch.Tensor
+        ``-exp(A_log)``, (d_inner, d_state), float32.
+    D : torch.Tensor or None
+        Skip, (d_inner,).
+    delta_bias : torch.Tensor or None
+        ``dt_proj``'s bias, (d_inner,).
+    """
+
+    in_proj_weight: torch.Tensor | None
+    in_proj_bias: torch.Tensor | None
+    conv1d_weight: torch.Tensor
+    conv1d_bias: torch.Tensor | None
+    x_proj_weight: torch.Tensor
+    delta_proj_weight: torch.Tensor
+    out_proj_weight: torch.Tensor
+    out_proj_bias: torch.Tensor | None
+    A: torch.Tensor
+    D: torch.Tensor | None = None
+    delta_bias: torch.Tensor | None = None
+
+    @property
+    def groups(self) -> int:
+        """The number of weight sets (0: ungrouped)."""
+        return self.A.shape[0] if self.A.dim() == 3 else 0
+
+    @staticmethod
+    def stack(sets: list[MixerWeights]) -> MixerWeights:
+        """Several mixers' weights as one grouped set, in order."""
+        return MixerWeights(**{f.name: None if getattr(sets[0], f.name) is None else
+                               torch.stack([getattr(w, f.name) for w in sets]) for f in fields(MixerWeights)})
+
+    def group(self, g: int) -> MixerWeights:
+        """Group ``g``'s weights, ungrouped."""
+        return MixerWeights(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[g]
+                               for f in fields(MixerWeights)})
+
+    def inner(self) -> tuple:
+        """The weights after ``in_proj``, in :func:`mamba_inner`'s argument order."""
+        return tuple(getattr(self, f.name) for f in fields(self)[2:])
 
 
 def linear_channel_major(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -101,15 +169,8 @@ def _fused_kernels(name: str, fused: bool, state: MambaState | None):
     return kernels if kernels is not None and kernels.causal_conv1d_fn is not None else None
 
 
-def _group(t: torch.Tensor | None, g: int) -> torch.Tensor | None:
-    return None if t is None else t[g]
-
-
-def mamba_mixer(hidden_states: torch.Tensor, in_proj_weight: torch.Tensor, in_proj_bias: torch.Tensor | None,
-                conv1d_weight: torch.Tensor, conv1d_bias: torch.Tensor | None, x_proj_weight: torch.Tensor,
-                delta_proj_weight: torch.Tensor, out_proj_weight: torch.Tensor, out_proj_bias: torch.Tensor | None,
-                A: torch.Tensor, D: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
-                backend: str | None = None, fused: bool = True, state: MambaState | None = None) -> torch.Tensor:
+def mamba_mixer(hidden_states: torch.Tensor, weights: MixerWeights, backend: str | None = None, fused: bool = True,
+                state: MambaState | None = None) -> torch.Tensor:
     """The whole Mamba-1 mixer: ``in_proj``, then :func:`mamba_inner`.
 
     The input projection's output layout is the next kernels': channel-major with time contiguous for
@@ -122,10 +183,8 @@ def mamba_mixer(hidden_states: torch.Tensor, in_proj_weight: torch.Tensor, in_pr
     ----------
     hidden_states : torch.Tensor
         (batch, len, d_model).
-    in_proj_weight, in_proj_bias : torch.Tensor
-        (2 * d_inner, d_model) and (2 * d_inner,) (the bias may be ``None``), or grouped.
-    conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, out_proj_weight, out_proj_bias, A, D, delta_bias
-        As :func:`mamba_inner`, each with or without a leading groups dimension (all alike).
+    weights : MixerWeights
+        The mixer's tensors (:meth:`sepmamba_sb.nnet.Mamba.mixer_weights`), grouped or not.
     backend, fused, state
         As :func:`mamba_inner`.
 
@@ -136,21 +195,14 @@ def mamba_mixer(hidden_states: torch.Tensor, in_proj_weight: torch.Tensor, in_pr
     """
     name = resolve_backend(backend, hidden_states.device)
     if _fused_kernels(name, fused, state) is not None:
-        if A.dim() == 3:  # mamba_inner_fn takes one set of weights: one call per group
-            weights = (in_proj_weight, in_proj_bias, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight,
-                       out_proj_weight, out_proj_bias, A, D, delta_bias)
-            return torch.cat([mamba_mixer(rows, *(_group(w, g) for w in weights), backend=name, fused=True)
-                              for g, rows in enumerate(hidden_states.chunk(A.shape[0]))])
-        xz = linear_channel_major(in_proj_weight, hidden_states)
-        if in_proj_bias is not None:
-            xz = xz + in_proj_bias.to(xz.dtype).unsqueeze(-1)
-        return mamba_inner(xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, out_proj_weight,
-                           out_proj_bias, A, D, delta_bias, backend=name, fused=fused)
-    biases = (None, None) if in_proj_bias is None else in_proj_bias.chunk(2, dim=-1)
-    x, z = (linear_rows(hidden_states, w, b).transpose(1, 2)
-            for w, b in zip(in_proj_weight.chunk(2, dim=-2), biases, strict=True))
-    return _mixer_readable(name, x, z, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight,
-                           out_proj_weight, out_proj_bias, A, D, delta_bias, state, owns_x=True)
+        if weights.groups:  # mamba_inner_fn takes one set of weights: one call per group
+            return torch.cat([mamba_mixer(rows, weights.group(g), backend=name, fused=True)
+                              for g, rows in enumerate(hidden_states.chunk(weights.groups))])
+        xz = linear_channel_major(weights.in_proj_weight, hidden_states)
+        if weights.in_proj_bias is not None:
+            xz = xz + weights.in_proj_bias.to(xz.dtype).unsqueeze(-1)
+        return mamba_inner(xz, *weights.inner(), backend=name, fused=fused)
+    return _mixer_readable(name, hidden_states, weights, state, projected=False)
 
 
 def mamba_inner(xz: torch.Tensor, conv1d_weight: torch.Tensor, conv1d_bias: torch.Tensor | None,
@@ -167,25 +219,8 @@ def mamba_inner(xz: torch.Tensor, conv1d_weight: torch.Tensor, conv1d_bias: torc
     xz : torch.Tensor
         ``in_proj`` output, (batch, 2 * d_inner, len): ``x`` then the gate ``z``. Any strides; the
         readable path keeps a time-major (batch, len, 2 * d_inner) memory layout to the end.
-    conv1d_weight : torch.Tensor
-        Depthwise causal conv, (d_inner, 1, W) as ``nn.Conv1d`` stores it. This and every other weight
-        may have a leading groups dimension (all alike), batch row b using group ``b // (batch // groups)``.
-    conv1d_bias : torch.Tensor, optional
-        (d_inner,).
-    x_proj_weight : torch.Tensor
-        (dt_rank + 2 * d_state, d_inner): ``dt``, ``B`` and ``C`` from ``x``.
-    delta_proj_weight : torch.Tensor
-        ``dt_proj``'s weight, (d_inner, dt_rank).
-    out_proj_weight : torch.Tensor
-        (d_model, d_inner).
-    out_proj_bias : torch.Tensor, optional
-        (d_model,).
-    A : torch.Tensor
-        ``-exp(A_log)``, (d_inner, d_state), float32.
-    D : torch.Tensor, optional
-        Skip, (d_inner,).
-    delta_bias : torch.Tensor, optional
-        ``dt_proj``'s bias, (d_inner,).
+    conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, out_proj_weight, out_proj_bias, A, D, delta_bias
+        As the fields of :class:`MixerWeights` (each with or without a leading groups dimension, all alike).
     backend : str, optional
         Selective-scan backend (:func:`sepmamba_sb.ops.resolve_backend` chooses when ``None``).
     fused : bool
@@ -206,30 +241,51 @@ def mamba_inner(xz: torch.Tensor, conv1d_weight: torch.Tensor, conv1d_bias: torc
             A, None, None, None if D is None else D.float(),
             delta_bias=None if delta_bias is None else delta_bias.float(), delta_softplus=True,
         )
-    x, z = xz.chunk(2, dim=1)
-    return _mixer_readable(name, x, z, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight,
-                           out_proj_weight, out_proj_bias, A, D, delta_bias, state, owns_x=False)
+    weights = MixerWeights(None, None, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, out_proj_weight,
+                           out_proj_bias, A, D, delta_bias)
+    return _mixer_readable(name, xz, weights, state, projected=True)
 
 
-def _mixer_readable(name, x, z, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, out_proj_weight,
-                    out_proj_bias, A, D, delta_bias, state, owns_x):
-    """The readable path from ``x`` and the gate ``z`` (batch, d_inner, len), any strides, with the backend
-    ``name`` resolved: causal conv + SiLU, ``x_proj``, the scan with ``dt_proj`` inside, ``out_proj``.
-    Without autograd, the CPU kernels write the conv's output over ``x`` when it is ours (``owns_x``)
-    and the scan's over the conv's: each saves allocating the block's largest tensors afresh."""
-    d_state, dt_rank = A.shape[-1], delta_proj_weight.shape[-1]
-    conv_weight = conv1d_weight.flatten(-2)  # (.., d_inner, 1, W) -> (.., d_inner, W)
-    if state is None:
-        x = causal_conv1d(x, conv_weight, conv1d_bias, "silu", overwrite_input=owns_x)
+def _mixer_readable(name: str, inputs: torch.Tensor, weights: MixerWeights, state: MambaState | None,
+                    projected: bool) -> torch.Tensor:
+    """The readable path, with the backend ``name`` resolved, from the hidden states (batch, len, d_model)
+    or, ``projected``, from ``in_proj``'s output (batch, 2 * d_inner, len). The fusion switch is read here
+    and nowhere else: off, each group of weights runs apart, with PyTorch's conv and ``dt_proj``."""
+    fusion = fusion_enabled()
+    if weights.groups and not fusion:  # as separate mixers would run
+        return torch.cat([_readable(name, rows, weights.group(g), None, projected, fusion=False)
+                          for g, rows in enumerate(inputs.chunk(weights.groups))])
+    return _readable(name, inputs, weights, state, projected, fusion)
+
+
+def _readable(name: str, inputs: torch.Tensor, w: MixerWeights, state: MambaState | None, projected: bool,
+              fusion: bool) -> torch.Tensor:
+    """Causal conv + SiLU, ``x_proj``, the scan with ``dt_proj`` inside, ``out_proj``; ``fusion``: our C++
+    conv and ``dt_proj`` inside the cpu scan kernel (:func:`sepmamba_sb.ops.use_fusion`).
+
+    Unprojected inputs go through ``in_proj`` as two GEMMs, ``x`` and ``z``, time-major. Without
+    autograd, the CPU kernels write the conv's output over ``x`` when it is ours (not the caller's
+    ``xz``) and the scan's over the conv's: each saves allocating the block's largest tensors afresh."""
+    if projected:
+        x, z = inputs.chunk(2, dim=1)
     else:
-        x, state.conv = causal_conv1d(x, conv_weight, conv1d_bias, "silu", state.conv, True,
-                                      overwrite_input=owns_x)
-    x_dbl = linear_rows(x.transpose(1, 2), x_proj_weight)  # (batch, len, dt_rank + 2 * d_state)
+        biases = (None, None) if w.in_proj_bias is None else w.in_proj_bias.chunk(2, dim=-1)
+        x, z = (linear_rows(inputs, weight, bias).transpose(1, 2)
+                for weight, bias in zip(w.in_proj_weight.chunk(2, dim=-2), biases, strict=True))
+    d_state, dt_rank = w.A.shape[-1], w.delta_proj_weight.shape[-1]
+    conv_weight = w.conv1d_weight.flatten(-2)  # (.., d_inner, 1, W) -> (.., d_inner, W)
+    if state is None:
+        x = causal_conv1d(x, conv_weight, w.conv1d_bias, "silu", overwrite_input=not projected, fused=fusion)
+    else:
+        x, state.conv = causal_conv1d(x, conv_weight, w.conv1d_bias, "silu", state.conv, True,
+                                      overwrite_input=not projected, fused=fusion)
+    x_dbl = linear_rows(x.transpose(1, 2), w.x_proj_weight)  # (batch, len, dt_rank + 2 * d_state)
     dt, B, C = (t.transpose(1, 2) for t in torch.split(x_dbl, [dt_rank, d_state, d_state], dim=-1))
     # dt_proj (and its bias) run inside the scan: on the cpu backend its output is never stored
-    scan_args = (name, x, dt, A, B, C, D, z, delta_bias, True)
+    scan_args = (name, x, dt, w.A, B, C, w.D, z, w.delta_bias, True)
+    scan_kwargs = {"delta_proj_weight": w.delta_proj_weight, "overwrite_u": True, "fused": fusion}
     if state is None:
-        y = run_scan(*scan_args, False, delta_proj_weight=delta_proj_weight, overwrite_u=True)
+        y = run_scan(*scan_args, False, **scan_kwargs)
     else:
-        y, state.ssm = run_scan(*scan_args, True, state.ssm, delta_proj_weight=delta_proj_weight, overwrite_u=True)
-    return linear_rows(y.transpose(1, 2), out_proj_weight, out_proj_bias)
+        y, state.ssm = run_scan(*scan_args, True, state.ssm, **scan_kwargs)
+    return linear_rows(y.transpose(1, 2), w.out_proj_weight, w.out_proj_bias)
