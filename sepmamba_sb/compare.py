@@ -4,16 +4,16 @@
 
 Reads the per-utterance CSVs that SpeechBrain's separation recipes write (upstream ones and ours:
 ``snt_id`` and the metric columns, e.g. ``sdr``, ``sdr_i``, ``si-snr``, ``si-snr_i``; the ``avg`` row is
-skipped), checks that every run scored the same utterances, and prints for each run and metric the
-mean with its 95 % confidence interval (Student's t) and, against the first run, the mean paired
-difference with a 95 % bootstrap interval and the paired t-test's p-value. Pairing removes the
-spread between utterances, so it detects differences that overlapping per-run intervals hide.
+skipped; :func:`sepmamba_sb.metrics.read_results`), checks that every run scored the same utterances,
+and prints for each run and metric the mean with its 95 % confidence interval (Student's t) and,
+against the first run, the mean paired difference with a 95 % bootstrap interval and the paired
+t-test's p-value. Pairing removes the spread between utterances, so it detects differences that
+overlapping per-run intervals hide.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,48 +22,9 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from sepmamba_sb.metrics import read_results
+
 DEFAULT_METRICS = ("si-snr_i", "sdr_i")
-SUMMARY_ROW = "avg"
-
-
-def read_results(path: str | Path, metrics: Sequence[str] = DEFAULT_METRICS) -> dict[str, dict[str, float]]:
-    """Utterance id -> {metric: value} from one ``test_results.csv``.
-
-    Raises
-    ------
-    ValueError
-        Naming the file: missing, without ``snt_id`` or a requested metric column, with a repeated
-        utterance id, a value that is not a finite number, or no utterance at all.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"results file {path} does not exist")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        missing = [c for c in ("snt_id", *metrics) if c not in columns]
-        if missing:
-            raise ValueError(f"{path}: no column {missing} (it has {columns}); SpeechBrain's separation recipes "
-                             "write snt_id, sdr, sdr_i, si-snr, si-snr_i")
-        results = {}
-        for line, row in enumerate(reader, 2):
-            name = row["snt_id"]
-            if name == SUMMARY_ROW:
-                continue
-            if name in results:
-                raise ValueError(f"{path}:{line}: utterance {name!r} appears twice")
-            values = {}
-            for metric in metrics:
-                try:
-                    values[metric] = float(row[metric])
-                except (TypeError, ValueError):
-                    raise ValueError(f"{path}:{line}: {metric} = {row[metric]!r} is not a number") from None
-                if not math.isfinite(values[metric]):
-                    raise ValueError(f"{path}:{line}: {metric} = {row[metric]} is not finite")
-            results[name] = values
-    if not results:
-        raise ValueError(f"{path} holds no utterance")
-    return results
 
 
 def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:

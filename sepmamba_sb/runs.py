@@ -1,50 +1,87 @@
-"""Read a recipe's training run folder: its checkpointed model, training log, test results and conditions.
+"""A recipe's training run folder: its files, its epoch log, its checkpointed model, its test results
+and the conditions it was trained for.
 
 A run folder is what ``train.py hparams/<name>.yaml`` writes to ``output_folder``: ``hyperparams.yaml``
-(the yaml with its overrides), ``save/CKPT+*``, ``train_log.txt`` and ``test_results.csv``.
+(the yaml with its overrides), ``save/CKPT+*``, SpeechBrain's ``train_log.txt`` (text for people),
+``train_log.jsonl`` (one JSON object per epoch, :func:`log_epoch`; what :func:`training_log` reads) and
+``test_results.csv`` (:mod:`sepmamba_sb.metrics`).
 """
 
 from __future__ import annotations
 
-import csv
-import re
+import json
+import math
 from pathlib import Path
 
+from sepmamba_sb.metrics import read_means
 
-def mean_test_scores(run: str | Path) -> dict | None:
-    """The means (the ``avg`` row) of a recipe run's ``test_results.csv``: metric -> dB; None without one."""
-    path = Path(run) / "test_results.csv"
-    if not path.is_file():
-        return None
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            if row["snt_id"] == "avg":
-                return {k: float(v) for k, v in row.items() if k != "snt_id"}
-    return None
+HPARAMS_FILE = "hyperparams.yaml"
+LOG_FILE = "train_log.jsonl"
+RESULTS_FILE = "test_results.csv"
+
+
+def log_epoch(run: str | Path, epoch: int, minutes: float, lr: float, train: float, valid: float, **extra) -> None:
+    """Append one epoch's record to the run's ``train_log.jsonl``.
+
+    Parameters
+    ----------
+    run : str or Path
+        The run folder.
+    epoch : int
+        The epoch just validated.
+    minutes : float
+        Training and validation time so far, in the process that ran the epoch (a resumed run counts
+        from 0 again).
+    lr : float
+        The learning rate the epoch trained with.
+    train, valid : float
+        SI-SNR (dB) of the epoch's training batches and of the validation set.
+    **extra
+        More numbers to keep (e.g. ``skipped_batches``).
+    """
+    record = {"epoch": int(epoch), "minutes": float(minutes), "lr": float(lr), "train": float(train),
+              "valid": float(valid), **extra}
+    with open(Path(run) / LOG_FILE, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 def training_log(run: str | Path) -> list[dict]:
-    """A recipe run's ``train_log.txt``, one dict per epoch: ``epoch``, ``minutes`` (since training
-    started in the process that ran the epoch; None in logs written before it was recorded),
-    ``train`` and ``valid`` (SI-SNR, dB).
+    """A recipe run's epochs, in order, as :func:`log_epoch` wrote them: ``epoch``, ``minutes``, ``lr``,
+    ``train`` and ``valid`` (SI-SNR, dB), and any extra numbers. An epoch run again after a resume
+    replaces the earlier record of it.
 
     Raises
     ------
     FileNotFoundError
-        When the run has no ``train_log.txt``.
+        When the run has no ``train_log.jsonl``.
+    ValueError
+        Naming the file and line of a record that is not a JSON object with an epoch.
     """
-    path = Path(run) / "train_log.txt"
+    path = Path(run) / LOG_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{run} has no train_log.txt")
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        epoch = re.match(r"epoch: (\d+),", line)
-        train, valid = re.search(r"train si-snr: ([^,\s]+)", line), re.search(r"valid si-snr: ([^,\s]+)", line)
-        if epoch and train and valid:
-            minutes = re.search(r"minutes: ([^\s,]+)", line)
-            rows.append({"epoch": int(epoch.group(1)), "minutes": float(minutes.group(1)) if minutes else None,
-                         "train": float(train.group(1)), "valid": float(valid.group(1))})
-    return rows
+        raise FileNotFoundError(f"{run} has no {LOG_FILE} (runs of sepmamba_sb's train.py write it)")
+    epochs = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            epochs[int(record["epoch"])] = record
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: not an epoch record ({exc})") from None
+    return [epochs[e] for e in sorted(epochs)]
+
+
+def total_minutes(log: list[dict]) -> float:
+    """Minutes of training and validation over every process of a run: each process's clock starts at 0,
+    so its last record counts."""
+    minutes = [r["minutes"] for r in log if math.isfinite(r.get("minutes", math.nan))]
+    return sum(a for a, b in zip(minutes, minutes[1:] + [0.0], strict=True) if b <= a)
+
+
+def mean_test_scores(run: str | Path) -> dict | None:
+    """The means of a recipe run's ``test_results.csv``: metric -> dB; None without one."""
+    return read_means(Path(run) / RESULTS_FILE)
 
 
 def load_training_run(run: str | Path) -> dict:
@@ -58,7 +95,7 @@ def load_training_run(run: str | Path) -> dict:
     """
     from hyperpyyaml import load_hyperpyyaml
 
-    path = Path(run) / "hyperparams.yaml"
+    path = Path(run) / HPARAMS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{run} is not a training run folder: {path} is missing")
     with open(path, encoding="utf-8") as f:
