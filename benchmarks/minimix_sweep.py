@@ -12,21 +12,19 @@ chooses nothing. ``--arms`` runs a subset; finished arms are reused (delete thei
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from report import print_and_save
+
+from sepmamba_sb.data.minimix import cache_dir, prepare_minimix
+from sepmamba_sb.runs import RESULTS_FILE, mean_test_scores, training_log
+
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "MiniMix"
-sys.path[:0] = [str(RECIPE), str(REPO)]
-
-from minimix_prepare import cache_dir, prepare_minimix  # noqa: E402
-from report import print_and_save  # noqa: E402
-
-from sepmamba_sb.runs import mean_test_scores, training_log  # noqa: E402
 
 NARROW = ["--dm_speed_factors", "[0.95, 1.0, 1.05]"]
 WIDE = ["--dm_speed_factors", "[0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25]"]
@@ -74,19 +72,17 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=None, help="also write the table to this markdown file")
     args = parser.parse_args(argv)
     corpus = args.data_folder or prepare_minimix(cache_dir() / "minimix", "demo")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     results = {}
     for number, name in enumerate(args.arms, 1):
         yaml, overrides, _ = ARMS[name]
         run = args.runs / name
-        if not (run / "test_results.csv").exists():
+        if not (run / RESULTS_FILE).exists():
             print(f"[{number}/{len(args.arms)}] {name}: training for {args.minutes} min", flush=True)
             started = time.monotonic()
             cmd = [sys.executable, "train.py", f"hparams/{yaml}", "--data_folder", str(corpus), "--output_folder",
                    str(run), "--device", "cpu", "--N_epochs", "1000", "--time_budget_minutes", str(args.minutes),
                    "--noprogressbar", *overrides]
-            done = subprocess.run(cmd, cwd=RECIPE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                  text=True)
+            done = subprocess.run(cmd, cwd=RECIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             if done.returncode != 0:
                 raise SystemExit(f"arm {name} failed (exit {done.returncode}); see {run / 'log.txt'}\n"
                                  f"{done.stderr[-1500:]}")

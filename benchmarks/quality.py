@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Separation quality at equal budget: SepMamba and SpeechBrain's separators trained the same way.
 
-    python benchmarks/quality.py --readme README.md --output benchmarks/results/quality.md \
+    python benchmarks/quality.py --readme benchmarks/README.md --output benchmarks/results/quality.md \
         --plot benchmarks/results/quality.png                  # at the demo's budget (2 h or more, 2 cores)
     python benchmarks/quality.py --epochs 10 ...               # every model for 10 epochs instead
     python benchmarks/quality.py --quick --runs /tmp/quality   # tiny corpus and budgets: the table's shape only
@@ -25,17 +25,16 @@ import time
 from pathlib import Path
 
 import torch
+from report import publish
+
+from sepmamba_sb.compare import compare
+from sepmamba_sb.data.minimix import cache_dir, prepare_minimix
+from sepmamba_sb.plots import validation_curves
+from sepmamba_sb.profiling import count_macs, count_parameters, machine_description
+from sepmamba_sb.runs import RESULTS_FILE, training_log
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "MiniMix"
-sys.path[:0] = [str(RECIPE), str(REPO)]
-
-from minimix_prepare import cache_dir, prepare_minimix  # noqa: E402
-from report import publish  # noqa: E402
-
-from sepmamba_sb.compare import compare  # noqa: E402
-from sepmamba_sb.profiling import count_macs, count_parameters, machine_description  # noqa: E402
-from sepmamba_sb.runs import training_log  # noqa: E402
 
 DEFAULT_YAMLS = ("sepmamba-minimix.yaml", "sepformer-minimix.yaml", "convtasnet-minimix.yaml", "dprnn-minimix.yaml")
 # --quick: a tiny corpus and budget, enough to exercise every step
@@ -61,38 +60,17 @@ def model_size(yaml: Path, corpus: Path, sample_rate: int = 8000) -> tuple[int, 
 
 def train(yaml: Path, corpus: Path, run: Path, overrides: list[str]) -> float:
     """Train and test one yaml (unless ``run`` already holds its results); minutes of wall-clock time."""
-    if (run / "test_results.csv").exists() and (run / "wall_minutes.txt").exists():
+    if (run / RESULTS_FILE).exists() and (run / "wall_minutes.txt").exists():
         return float((run / "wall_minutes.txt").read_text())
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "train.py", str(yaml), "--data_folder", str(corpus), "--output_folder", str(run),
            "--device", "cpu", *overrides]
     started = time.monotonic()
-    done = subprocess.run(cmd, cwd=RECIPE, env=env)
+    done = subprocess.run(cmd, cwd=RECIPE)
     if done.returncode != 0:
         raise SystemExit(f"training {yaml.name} failed (exit {done.returncode}); its log is {run / 'log.txt'}")
     minutes = (time.monotonic() - started) / 60
     (run / "wall_minutes.txt").write_text(f"{minutes:.2f}\n")
     return minutes
-
-
-def plot(curves: dict[str, list[dict]], path: Path, title: str) -> None:
-    """Validation SI-SNR against training minutes, one line per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for name, rows in curves.items():
-        ax.plot([r["minutes"] for r in rows], [r["valid"] for r in rows], "o-", markersize=3, label=name)
-    ax.set_xlabel("training time (min, including validation)")
-    ax.set_ylabel("validation SI-SNR (dB)")
-    ax.set_title(title, fontsize=8, wrap=True)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def table(names: list[str], sizes: dict, minutes: dict, epochs: dict, comparison: list[dict]) -> str:
@@ -148,7 +126,7 @@ def main(argv=None) -> int:
         minutes[name] = train(yaml, corpus, args.runs / name, overrides)
         curves[name] = training_log(args.runs / name)
         epochs[name] = curves[name][-1]["epoch"]
-    comparison = compare([args.runs / n / "test_results.csv" for n in names], names)
+    comparison = compare([args.runs / n / RESULTS_FILE for n in names], names)
     body = table(names, sizes, minutes, epochs, comparison)
     machine = machine_description("cpu")  # names the CPU, threads, torch and the date
     command = " ".join(["python benchmarks/quality.py", *(["--quick"] if args.quick else []),
@@ -156,7 +134,7 @@ def main(argv=None) -> int:
     footer = f"\n\n{comparison[0]['utterances']} tt mixtures; `{command}` on {machine}."
     plot_path = args.plot or args.runs / "quality.png"
     plot_path.parent.mkdir(parents=True, exist_ok=True)
-    plot(curves, plot_path, f"MiniMix: same data, seed and epochs\n{machine}")
+    validation_curves(curves, plot_path, f"MiniMix: same data, seed and epochs\n{machine}")
     publish(body + footer, args.output, args.readme, "quality")
     print(f"plot: {plot_path}")
     return 0

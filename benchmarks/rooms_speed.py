@@ -5,7 +5,7 @@ Usage::
     python benchmarks/rooms_speed.py                       # 4 s mixtures, RT60 ranges up to 1 s, 1 and 2 workers
     python benchmarks/rooms_speed.py --items 100 --output benchmarks/results/rooms-speed-cpu.md
 
-The WSJ0Mix recipe's ``DynamicMixingDataset`` (paper style, two speakers, 4 s crops at 8 kHz) draws
+The recipes' ``sepmamba_sb.data.mixing.DynamicMixingDataset`` (paper style, two speakers, 4 s crops at 8 kHz) draws
 from a folder of synthetic utterances (noise bursts of 2-6 s from 20 speakers; the content does not
 change the cost) with a :class:`sepmamba_sb.rooms.RoomSimulator` (direct-path targets) and a
 :class:`sepmamba_sb.noise.NoiseSource`, through a ``torch.utils.data.DataLoader`` with 1 and 2
@@ -17,44 +17,31 @@ enough to feed a GPU training step of SepMamba S at batch 1.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from report import print_and_save
 
+from sepmamba_sb.audio import write_audio
+from sepmamba_sb.data.mixing import DynamicMixingDataset
 from sepmamba_sb.noise import NoiseSource
 from sepmamba_sb.profiling import machine_description
 from sepmamba_sb.rooms import RoomSimulator
 
-REPO = Path(__file__).resolve().parents[1]
 TARGET_PER_S = 15.0
-
-
-def dynamic_mixing_module():
-    path = REPO / "recipes" / "WSJ0Mix" / "separation" / "dynamic_mixing.py"
-    spec = importlib.util.spec_from_file_location("wsj0mix_dynamic_mixing", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def synthetic_speakers(folder: Path, rate: int, speakers: int = 20, utterances: int = 5) -> None:
     rng = np.random.default_rng(0)
     for s in range(speakers):
         for u in range(utterances):
-            path = folder / f"spk{s:02d}" / f"u{u}.wav"
-            path.parent.mkdir(parents=True, exist_ok=True)
             seconds = rng.uniform(2, 6)
-            sf.write(str(path), (rng.standard_normal(int(seconds * rate)) * 0.1).astype("float32"), rate)
-    noise = folder.parent / "noise"
-    noise.mkdir(exist_ok=True)
-    sf.write(str(noise / "n.wav"), (rng.standard_normal(30 * rate) * 0.1).astype("float32"), rate)
+            write_audio(folder / f"spk{s:02d}" / f"u{u}.wav", rng.standard_normal(int(seconds * rate)) * 0.1, rate)
+    write_audio(folder.parent / "noise" / "n.wav", rng.standard_normal(30 * rate) * 0.1, rate)
 
 
 def rate_per_second(data, workers: int, items: int) -> float:
@@ -81,16 +68,15 @@ def main(argv=None) -> int:
     if args.items < 1 or args.seconds <= 0 or min(args.workers) < 0 or min(args.rt60) <= 0.1:
         parser.error("--items and --seconds must be positive, --workers >= 0, each --rt60 above 0.1 s")
     torch.set_num_threads(1)  # workers are processes; one thread each
-    dm = dynamic_mixing_module()
     with tempfile.TemporaryDirectory() as tmp:
         speakers = Path(tmp) / "speakers"
         synthetic_speakers(speakers, args.sample_rate)
         noise = NoiseSource(Path(tmp) / "noise", args.sample_rate)
 
         def dataset(rooms):
-            return dm.DynamicMixingDataset(speakers, num_mixtures=10**6, num_spks=2, sample_rate=args.sample_rate,
-                                           segment=int(args.seconds * args.sample_rate), style="sepmamba",
-                                           cache_folder=Path(tmp) / "cache", rooms=rooms, noise=noise)
+            return DynamicMixingDataset(speakers, num_mixtures=10**6, num_spks=2, sample_rate=args.sample_rate,
+                                        segment=int(args.seconds * args.sample_rate), style="sepmamba",
+                                        cache_folder=Path(tmp) / "cache", rooms=rooms, noise=noise)
 
         lines = [f"Dynamic mixing, {args.seconds:g} s two-speaker mixtures at {args.sample_rate} Hz with noise, "
                  f"batch 1, {args.items} mixtures per setting. Machine: {machine_description('cpu')}.", "",

@@ -1,13 +1,15 @@
-"""Audio in one place: reading files, listing and drawing speakers, mixing sources.
+"""Audio in one place: reading and writing files, listing and drawing speakers, mixing sources.
 
-Used by inference (:mod:`sepmamba_sb.inference`), the corpus builder (:mod:`sepmamba_sb.data`) and the
-recipes' dynamic mixing, so that every reader checks files the same way and every mixture is drawn
-and scaled by the same rules. Errors name the file or folder.
+Used by inference (:mod:`sepmamba_sb.inference`), the corpus builders and dynamic mixing
+(:mod:`sepmamba_sb.data`), the recipes and the benchmarks, so that every reader checks files the same
+way, every file is written the same way, and every mixture is drawn and scaled by the same rules.
+Errors name the file or folder.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -73,6 +75,67 @@ def read_audio(path: str | Path, sample_rate: int | None = None, start: int = 0,
     if sample_rate is not None and rate != sample_rate:
         mono, rate = torchaudio.functional.resample(mono, rate, sample_rate), sample_rate
     return mono, rate
+
+
+def write_audio(path: str | Path, samples, sample_rate: int, subtype: str | None = None) -> Path:
+    """Write samples as an audio file, atomically: the file appears complete or not at all (so that
+    data-loader workers and DDP ranks may share a cache), its folders created as needed.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file; its suffix chooses the format (``.wav``, ``.flac``...).
+    samples : np.ndarray or torch.Tensor
+        Mono [T], or [T, C].
+    sample_rate : int
+        Samples per second.
+    subtype : str, optional
+        soundfile's sample format (``"PCM_16"``, ``"FLOAT"``...); default: soundfile's for the format
+        (16-bit PCM for wav), or 32-bit float where a sample exceeds full scale, which PCM would clip.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when the samples are not [T] or [T, C], hold NaN or infinite values, or exceed full
+        scale in a PCM ``subtype``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = write_audio(Path(tempfile.mkdtemp()) / "out" / "tone.wav", np.full(800, 0.5), 8000)
+    >>> audio, rate = read_audio(path)
+    >>> rate, audio.shape, round(float(audio[0]), 3)
+    (8000, torch.Size([800]), 0.5)
+    """
+    path = Path(path)
+    if isinstance(samples, torch.Tensor):
+        samples = samples.detach().cpu()
+        samples = (samples if samples.dtype in (torch.float32, torch.float64) else samples.float()).numpy()
+    samples = np.asarray(samples)
+    if samples.ndim not in (1, 2):
+        raise ValueError(f"writing {path}: samples must be [T] or [T, channels], got shape {samples.shape}")
+    if not np.isfinite(samples).all():
+        raise ValueError(f"writing {path}: the samples hold NaN or infinite values")
+    beyond_full_scale = np.abs(samples).max(initial=0.0) > 1
+    if subtype is None and beyond_full_scale and path.suffix.lower() == ".wav":
+        subtype = "FLOAT"  # PCM would clip
+    if beyond_full_scale and (subtype or "").startswith("PCM"):
+        raise ValueError(f"writing {path}: samples beyond full scale (peak {np.abs(samples).max():.3g}) would be "
+                         f"clipped in {subtype}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}{path.suffix}")  # same folder: the rename is atomic
+    try:
+        sf.write(str(tmp), samples, sample_rate, subtype=subtype)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def read_blocks(path: str | Path, block: int) -> Iterator[torch.Tensor]:

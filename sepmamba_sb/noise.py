@@ -16,11 +16,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torchaudio
 from tqdm import tqdm
 
-from sepmamba_sb.audio import AUDIO_SUFFIX, audio_info, draw_speakers, read_audio
+from sepmamba_sb.audio import AUDIO_SUFFIX, audio_info, draw_speakers, read_audio, write_audio
 
 
 def power(signal: np.ndarray) -> float:
@@ -139,7 +138,7 @@ def make_babble(speakers: Mapping[str, Sequence[Path]], out_dir: str | Path, cou
             voice = np.concatenate(voice)[:length]
             babble += voice / np.sqrt(max(power(voice), 1e-12))
         path = out_dir / f"babble_{n:04d}.wav"
-        sf.write(str(path), (0.9 * babble / max(np.abs(babble).max(), 1e-9)).astype(np.float32), sample_rate,
-                 subtype="PCM_16")
+        write_audio(path, (0.9 * babble / max(np.abs(babble).max(), 1e-9)).astype(np.float32), sample_rate,
+                    subtype="PCM_16")
         written.append(path)
     return written

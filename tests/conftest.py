@@ -1,4 +1,3 @@
-import importlib.util
 import os
 import pathlib
 import sys
@@ -8,9 +7,22 @@ import pytest
 import soundfile as sf
 import torch
 
+from sepmamba_sb.data import minimix
+
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 DATA = pathlib.Path(__file__).parent / "data"
+
+
+# fixtures that start subprocesses (apt-get and Festival for the corpora, train.py for a run): the tests that
+# use them are slow, as are those marked @pytest.mark.slow themselves; `make test-fast` leaves them all out
+SLOW_FIXTURES = {"tiny_corpus", "tiny_wham_corpus", "tiny_whamr_corpus", "trained_run"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)
@@ -25,25 +37,13 @@ WSJ0MIX = REPO / "recipes" / "WSJ0Mix"
 MINIMIX = REPO / "recipes" / "MiniMix"
 
 
-def load_recipe_module(relative: str, name: str):
-    """Import a recipe script (a path relative to recipes/WSJ0Mix) under a unique module name."""
-    spec = importlib.util.spec_from_file_location(name, WSJ0MIX / relative)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-minimix_prepare = load_recipe_module("../MiniMix/minimix_prepare.py", "minimix_prepare")
-
-
 def needs_debian_speech(build, *args, **kwargs):
     """``build(*args, **kwargs)``, which fetches speech from Debian packages. Where apt cannot fetch
     them the test is skipped, saying why; with ``SEPMAMBA_REQUIRE_SPEECH=1`` (set by ``.ci/run``) it
     fails instead, so CI never passes without them."""
     try:
         return build(*args, **kwargs)
-    except minimix_prepare.SpeechFetchError as exc:
+    except minimix.SpeechFetchError as exc:
         reason = f"real speech from Debian packages unavailable here: {exc}"
         if os.environ.get("SEPMAMBA_REQUIRE_SPEECH") == "1":
             pytest.fail(reason + " (SEPMAMBA_REQUIRE_SPEECH=1)")
@@ -52,7 +52,7 @@ def needs_debian_speech(build, *args, **kwargs):
 
 def _minimix(name: str, layout: str):
     """MiniMix's "tiny" preset in ``layout``, built once and cached (see :func:`needs_debian_speech`)."""
-    return needs_debian_speech(minimix_prepare.prepare_minimix, minimix_prepare.cache_dir() / "tests" / name,
+    return needs_debian_speech(minimix.prepare_minimix, minimix.cache_dir() / "tests" / name,
                                "tiny", layout=layout)
 
 

@@ -1,5 +1,6 @@
-"""sepmamba_sb.data (utterances, mixtures, corpora from any speaker folder) and MiniMix's
-minimix_prepare.py (the tiny real-speech corpus the recipe tests use, from Debian packages)."""
+"""sepmamba_sb.data (utterances, mixtures, corpora from any speaker folder), the MiniMix corpus
+(sepmamba_sb.data.minimix: the tiny real-speech corpus the recipe tests use) and its Debian speech
+(sepmamba_sb.data.debian)."""
 
 import os
 import sys
@@ -7,12 +8,13 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import minimix_prepare, needs_debian_speech, write_speakers
+from conftest import needs_debian_speech, write_speakers
 
 from sepmamba_sb.audio import list_speakers, mix_at_levels
+from sepmamba_sb.data import debian, minimix
 from sepmamba_sb.data.corpus import build_corpus, split_into_utterances, split_speakers
 
-PRESETS, SPEAKERS = minimix_prepare.PRESETS, minimix_prepare.SPEAKERS
+PRESETS, SPEAKERS = minimix.PRESETS, minimix.SPEAKERS
 
 
 def test_utterances_join_short_and_cut_long_recordings():
@@ -58,7 +60,7 @@ def test_tiny_corpus_layout_disjoint_speakers_and_sums(tiny_corpus):
 
 def test_second_build_is_instant_and_shared_speakers_are_refused(tiny_corpus, tmp_path):
     stamp = (tiny_corpus / "manifest.json").stat().st_mtime_ns
-    minimix_prepare.prepare_minimix(tiny_corpus, "tiny")
+    minimix.prepare_minimix(tiny_corpus, "tiny")
     assert (tiny_corpus / "manifest.json").stat().st_mtime_ns == stamp
     files = {"en-allison": [tiny_corpus / "LICENSES"]}
     with pytest.raises(ValueError, match="disjoint speakers"):
@@ -68,9 +70,9 @@ def test_second_build_is_instant_and_shared_speakers_are_refused(tiny_corpus, tm
 
 
 def test_missing_apt_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(minimix_prepare.shutil, "which", lambda tool: None)
-    with pytest.raises(minimix_prepare.SpeechFetchError, match="apt-get is not available.*espeak-ng"):
-        minimix_prepare.fetch_packages(["codec2-examples"], root=tmp_path)
+    monkeypatch.setattr(debian.shutil, "which", lambda tool: None)
+    with pytest.raises(debian.SpeechFetchError, match="apt-get is not available.*espeak-ng"):
+        debian.fetch_packages(["codec2-examples"], root=tmp_path)
 
 
 def test_any_speaker_folder_becomes_a_corpus(tmp_path):
@@ -96,8 +98,9 @@ def test_any_speaker_folder_becomes_a_corpus(tmp_path):
         build_corpus(tmp_path / "mine", splits, {"tr": 1, "cv": 1, "tt": 1}, files, licences)
 
 
+@pytest.mark.slow
 def test_command_lines_build_from_a_folder_and_from_fake_espeak(tmp_path, monkeypatch):
-    """python -m sepmamba_sb.data --speakers-folder, and minimix_prepare.py --espeak through a stand-in espeak-ng."""
+    """python -m sepmamba_sb.data --speakers-folder, and MiniMix's --espeak through a stand-in espeak-ng."""
     from sepmamba_sb.data.__main__ import main
 
     write_speakers(tmp_path / "voices", [0.1] * 6, 2, [5, 5], 8000)
@@ -122,11 +125,11 @@ def test_command_lines_build_from_a_folder_and_from_fake_espeak(tmp_path, monkey
                     "soundfile.write(sys.argv[sys.argv.index('-w') + 1], numpy.random.rand(66150) - 0.5, 22050)\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
-    minimix_prepare.main(["--out", str(tmp_path / "c2"), "--espeak"])
+    minimix.main(["--out", str(tmp_path / "c2"), "--espeak"])
     assert len(list_speakers(tmp_path / "c2" / "raw" / "tr")) >= 2
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(SystemExit, match="(?s)espeak-ng is not installed.*--speakers-folder\\)$"):
-        minimix_prepare.main(["--out", str(tmp_path / "c3"), "--espeak"])
+        minimix.main(["--out", str(tmp_path / "c3"), "--espeak"])
 
 
 def test_demo_preset_keeps_splits_disjoint_and_synthetic_voices_out_of_cv_and_tt():
@@ -139,10 +142,11 @@ def test_demo_preset_keeps_splits_disjoint_and_synthetic_voices_out_of_cv_and_tt
     assert "es-allison" not in SPEAKERS  # the Spanish Asterisk prompts are en-allison's voice
 
 
+@pytest.mark.slow
 def test_festival_voice_reads_sentences_in_a_real_speakers_voice(tmp_path, monkeypatch):
     """A Festival diphone voice, run from the unpacked Debian packages (no installation)."""
-    monkeypatch.setattr(minimix_prepare, "FESTIVAL_SENTENCES", 3)
-    files = needs_debian_speech(minimix_prepare.synthesize_festival, SPEAKERS["fest-kal"], tmp_path / "kal")
+    monkeypatch.setattr(debian, "FESTIVAL_SENTENCES", 3)
+    files = needs_debian_speech(debian.synthesize_festival, SPEAKERS["fest-kal"], tmp_path / "kal")
     assert [f.name for f in files] == ["000.wav", "001.wav", "002.wav"]
     for path in files:
         audio, rate = sf.read(str(path), dtype="float32")
@@ -150,4 +154,4 @@ def test_festival_voice_reads_sentences_in_a_real_speakers_voice(tmp_path, monke
         frames = audio[: len(audio) // 320 * 320].reshape(-1, 320)
         voiced = np.sqrt((frames**2).mean(axis=1)) > 0.01
         assert 0.3 <= voiced.mean() <= 0.98  # speech with pauses, not silence or noise
-    assert minimix_prepare.synthesize_festival(SPEAKERS["fest-kal"], tmp_path / "kal") == files  # once
+    assert debian.synthesize_festival(SPEAKERS["fest-kal"], tmp_path / "kal") == files  # once

@@ -1,25 +1,27 @@
-"""recipes/MiniMix/demo.py's pictures, on the briefly trained MiniMix run of the test session."""
+"""The demo's pictures (sepmamba_sb.plots) and the run-folder readers, on the briefly trained MiniMix run of
+the test session."""
 
 import re
 
 import numpy as np
 import pytest
-from conftest import REPO, load_recipe_module
+from conftest import REPO
 
-from sepmamba_sb.compare import read_results
+from sepmamba_sb.metrics import read_results
+from sepmamba_sb.plots import spectrograms, training_curve, validation_curves
 from sepmamba_sb.runs import mean_test_scores, training_log
-
-demo = load_recipe_module("../MiniMix/demo.py", "minimix_demo")
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def test_training_curve_and_spectrograms_are_pictures(trained_run, tmp_path):
-    demo.training_curve(trained_run, tmp_path / "curve.png")
+    training_curve(training_log(trained_run), tmp_path / "curve.png", "a run")
     assert (tmp_path / "curve.png").read_bytes()[:8] == PNG
+    validation_curves({"a": training_log(trained_run)}, tmp_path / "curves.png", "runs")
+    assert (tmp_path / "curves.png").read_bytes()[:8] == PNG
     rng = np.random.default_rng(0)
     signals = {name: rng.standard_normal(8000).astype("float32") for name in ("mixture", "estimate 1", "estimate 2")}
-    demo.spectrograms(signals, 8000, tmp_path / "spec.png")
+    spectrograms(signals, 8000, tmp_path / "spec.png")
     assert (tmp_path / "spec.png").read_bytes()[:8] == PNG
 
 

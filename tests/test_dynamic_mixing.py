@@ -1,14 +1,12 @@
-"""recipes/WSJ0Mix/separation/dynamic_mixing.py: distinct speakers, sums, peaks, lengths, levels."""
+"""sepmamba_sb.data.mixing (the recipes' dynamic mixing): distinct speakers, sums, peaks, lengths, levels."""
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import load_recipe_module
 
 from sepmamba_sb.audio import list_speakers
-
-dm = load_recipe_module("separation/dynamic_mixing.py", "wsj0mix_dynamic_mixing")
+from sepmamba_sb.data import mixing as dm
 
 
 @pytest.fixture
@@ -151,6 +149,34 @@ def test_rooms_and_noise_make_reverberant_noisy_mixtures(speaker_folder, tmp_pat
     assert targets.square().sum() < 0.9 * item["mix_sig"].square().sum()  # the reverberation is not in them
     with pytest.raises(ValueError, match="rooms work at 16000 Hz, the mixtures at 8000 Hz"):
         dataset(speaker_folder, style, rooms=RoomSimulator(16000))
+
+
+def test_the_yaml_declaration_builds_the_dataset(speaker_folder, tmp_path):
+    """As a recipe yaml declares it: a !name: factory, its rooms and noise !name: factories too, and
+    train.py adding the mixtures per epoch; without the folder of utterances, the error says what to give."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    from sepmamba_sb.rooms import RoomSimulator
+
+    yaml = f"""
+    dm_rooms: !name:sepmamba_sb.rooms.RoomSimulator
+        sample_rate: 8000
+        target: reverberant
+    dm_dataset: !name:sepmamba_sb.data.mixing.DynamicMixingDataset
+        base_folder: {speaker_folder}
+        num_spks: 2
+        sample_rate: 8000
+        segment: 8000
+        style: sepmamba
+        cache_folder: {tmp_path / "cache"}
+        rooms: !ref <dm_rooms>
+    """
+    hparams = load_hyperpyyaml(yaml)
+    data = hparams["dm_dataset"](num_mixtures=5)
+    assert len(data) == 5 and isinstance(data.rooms, RoomSimulator) and data.rooms.target == "reverberant"
+    assert data[0]["mix_sig"].shape == data[0]["s1_sig"].shape
+    with pytest.raises(ValueError, match="needs a folder of single-speaker utterances: give it with --base_folder_dm"):
+        hparams["dm_dataset"](num_mixtures=5, base_folder=None)
 
 
 def test_formant_factors_perturb_each_source_and_one_keeps_it(speaker_folder):

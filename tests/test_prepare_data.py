@@ -1,13 +1,13 @@
-"""recipes/WSJ0Mix/prepare_data.py: CSVs in SpeechBrain's format, and errors that name the path."""
+"""sepmamba_sb.data.wsjmix (the recipes' data preparation): CSVs in SpeechBrain's format, and errors that
+name the path."""
 
 import csv
 
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import load_recipe_module
 
-prep = load_recipe_module("prepare_data.py", "wsj0mix_prepare_data")
+from sepmamba_sb.data import wsjmix as prep
 
 
 def make_wsjmix(root, num_spks=2, rate=8000, mode="min", names=("a_1.2_b_-1.2", "c_0.5_d_-0.5")):

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 MODELS = ["sepmamba", "sepformer", "convtasnet", "dprnn"]
@@ -17,6 +18,7 @@ def run(*args):
                           env=env, timeout=900)
 
 
+@pytest.mark.slow
 def test_quick_comparison_table_plot_and_readme_section(tiny_corpus, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- quality:begin -->\nold\n<!-- quality:end -->\nafter\n")
@@ -44,6 +46,7 @@ def test_quick_comparison_table_plot_and_readme_section(tiny_corpus, tmp_path):
         assert (tmp_path / "runs" / name / "test_results.csv").is_file()
 
 
+@pytest.mark.slow
 def test_unknown_yaml_is_named(tmp_path):
     done = run("--quick", "--yamls", "nope.yaml", "--runs", str(tmp_path))
     assert done.returncode == 2 and "no such recipe yaml" in done.stderr and "nope.yaml" in done.stderr

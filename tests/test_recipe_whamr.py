@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import REPO, WSJ0MIX, load_recipe_module
+from conftest import REPO, WSJ0MIX
 
+from sepmamba_sb.data import wsjmix as prep
 from sepmamba_sb.data.wham import folders
 
 RECIPE = REPO / "recipes" / "WHAMandWHAMR" / "separation"
-prep = load_recipe_module("prepare_data.py", "whamr_prepare_data")
 TINY = ["--model_config", "{dim: 8, num_blocks: 1}", "--training_signal_len", "4000", "--dm_num_mixtures", "4",
         "--n_audio_to_save", "1", "--device", "cpu", "--noprogressbar"]
 
@@ -86,6 +86,7 @@ def test_wham_corpus_layout_and_sums(tiny_wham_corpus):
         assert np.abs(part["mix_clean"] - part["s1"] - part["s2"]).max() < 6 / 32768
 
 
+@pytest.mark.slow
 def test_whamr_recipe_trains_resumes_and_tests(tiny_whamr_corpus, tmp_path):
     """sepmamba-whamr.yaml as is (dynamic mixing with rooms and the corpus's noise): one epoch, then one
     more on the same folder (resumed, not restarted), and every tt mixture tested."""
@@ -108,6 +109,7 @@ def test_whamr_recipe_trains_resumes_and_tests(tiny_whamr_corpus, tmp_path):
     assert "(WHAMR!, 2 speakers, 8 kHz)" in card and absolute_paths(card) == []
 
 
+@pytest.mark.slow
 def test_wham_recipe_on_noisy_mixtures(tiny_wham_corpus, tmp_path):
     out = tmp_path / "run"
     train("sepmamba-wham.yaml", tiny_wham_corpus, out, "--N_epochs", "1")
@@ -117,6 +119,7 @@ def test_wham_recipe_on_noisy_mixtures(tiny_wham_corpus, tmp_path):
     assert (out / "test_results.csv").is_file()
 
 
+@pytest.mark.slow
 def test_reverberant_targets_without_dereverberation(tiny_whamr_corpus, tmp_path):
     """dereverberate False: the reverberant images are the targets, in the CSVs and the dynamic mixtures;
     rooms whose target disagrees are refused before training."""
@@ -140,6 +143,7 @@ def test_missing_folder_for_the_task_is_named(tiny_wham_corpus, tmp_path):
         prep.prepare_wsjmix(tiny_wham_corpus, tmp_path, dataset="wham", task="reverberant")
 
 
+@pytest.mark.slow
 def test_missing_noise_split_is_named(tiny_wham_corpus, tmp_path):
     """Dynamic mixing reads <data_folder>/wav8k/min/tr/noise; a copy of the corpus without it stops the
     run with a message naming that folder."""

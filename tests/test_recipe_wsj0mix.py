@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import REPO, WSJ0MIX
 
 RECIPE = WSJ0MIX / "separation"
@@ -39,6 +40,7 @@ def logged_epochs(output):
     return [int(m) for m in re.findall(r"^epoch: (\d+),", (output / "train_log.txt").read_text(), re.M)]
 
 
+@pytest.mark.slow
 def test_paper_recipe_trains_selects_on_cv_and_tests_every_tt_mixture(tiny_corpus, tmp_path):
     """sepmamba.yaml as is (dynamic mixing in the paper's style), two short epochs."""
     out = tmp_path / "run"
@@ -58,6 +60,7 @@ def test_paper_recipe_trains_selects_on_cv_and_tests_every_tt_mixture(tiny_corpu
     assert "Mean si-snr_i on the test set" in (out / "log.txt").read_text()
 
 
+@pytest.mark.slow
 def test_masking_recipe_on_static_mixtures_with_speed_perturbation(tiny_corpus, tmp_path):
     out = tmp_path / "run"
     run(command("sepmamba-masking.yaml", out, tiny_corpus, "--N_epochs", "1", "--dynamic_mixing", "False",
@@ -67,6 +70,7 @@ def test_masking_recipe_on_static_mixtures_with_speed_perturbation(tiny_corpus, 
     assert logged_epochs(out) == [1]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_its_last_epoch(tiny_corpus, tmp_path):
     out = tmp_path / "run"
     cmd = command("sepmamba.yaml", out, tiny_corpus, "--N_epochs", "6")
@@ -94,6 +98,7 @@ def test_killed_run_resumes_from_its_last_epoch(tiny_corpus, tmp_path):
     assert (out / "test_results.csv").is_file()
 
 
+@pytest.mark.slow
 def test_two_process_ddp_epoch_on_cpu(tiny_corpus, tmp_path):
     out = tmp_path / "run"
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
@@ -104,24 +109,20 @@ def test_two_process_ddp_epoch_on_cpu(tiny_corpus, tmp_path):
     assert (out / "test_results.csv").is_file()
 
 
-def test_test_metrics_pair_estimates_as_the_training_loss_does():
-    """train.align_estimates reorders 3 shuffled, noisy estimates back to the targets' order."""
-    import torch
-    from conftest import load_recipe_module
-    from speechbrain.nnet.losses import cal_si_snr, get_si_snr_with_pitwrapper
-
-    train = load_recipe_module("separation/train.py", "wsj0mix_train")
-    torch.manual_seed(0)
-    targets = torch.randn(2, 800, 3)
-    est = torch.stack([targets[0][:, [2, 0, 1]], targets[1][:, [1, 2, 0]]]) + 0.1 * torch.randn(2, 800, 3)
-    aligned = train.align_estimates(est, targets)
-    assert aligned.shape == (2, 800, 3)
-    assert (aligned - targets).abs().max() < 1.0 < (est - targets).abs().max()
-    # unpermuted SI-SNR of the aligned estimates is the PIT loss's value
-    unpermuted = cal_si_snr(targets.transpose(0, 1), aligned.transpose(0, 1))[0].mean(-1)
-    assert torch.allclose(unpermuted, get_si_snr_with_pitwrapper(targets, aligned), atol=1e-4)
+@pytest.mark.slow
+def test_a_yaml_without_the_dataset_declaration_is_told_what_to_add(tiny_corpus, tmp_path):
+    """Dynamic mixing is declared in the yaml (dm_dataset): a yaml without it stops, naming the key."""
+    yaml = (RECIPE / "hparams" / "sepmamba.yaml").read_text().replace("!include:../../../../", f"!include:{REPO}/")
+    start = yaml.index("dm_dataset:")
+    (tmp_path / "old.yaml").write_text(yaml[:start] + yaml[yaml.index("\n\n", start) + 2:])
+    cmd = command("sepmamba.yaml", tmp_path / "run", tiny_corpus, "--N_epochs", "1")
+    cmd[cmd.index("hparams/sepmamba.yaml")] = str(tmp_path / "old.yaml")
+    done = subprocess.run(cmd, cwd=RECIPE, env=environment(), capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    assert "the yaml has no dm_dataset: declare the dataset as recipes/WSJ0Mix" in done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_a_budget_in_epochs_repeats_exactly(tiny_corpus, tmp_path):
     """The MiniMix recipe (the demo's) twice with the same tiny budget: identical weights, identical logs."""
     import torch

@@ -4,8 +4,8 @@
     python demo.py --out demo                      # what `make demo` runs (from the repository root)
 
 Steps:
-1. Build the MiniMix corpus (`minimix_prepare.py`): real speech from Debian packages, cached in
-   ~/.cache/sepmamba_sb.
+1. Build the MiniMix corpus (`sepmamba_sb.data.minimix`, as `minimix_prepare.py`): real speech from
+   Debian packages, cached in ~/.cache/sepmamba_sb.
 2. Train `hparams/sepmamba-minimix.yaml` for its epochs; that run also tests on MiniMix's tt.
 3. Export the best checkpoint as a hub folder (`<out>/model`) and check it is ready to share
    (`python -m sepmamba_sb.hub check`: it loads in fresh processes the three ways a user would).
@@ -17,20 +17,15 @@ Steps:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import soundfile as sf
+from sepmamba_sb.data.minimix import SpeechFetchError, cache_dir, prepare_minimix
 
 RECIPE = Path(__file__).resolve().parent
-REPO = RECIPE.parents[1]
-sys.path[:0] = [str(RECIPE), str(REPO)]
-
-from minimix_prepare import SpeechFetchError, cache_dir, prepare_minimix  # noqa: E402
 
 
 def step(message: str) -> None:
@@ -43,50 +38,9 @@ def train(corpus: Path, run: Path, epochs: int | None) -> None:
            "--output_folder", str(run), "--device", "cpu"]
     if epochs is not None:
         cmd += ["--N_epochs", str(epochs)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run(cmd, cwd=RECIPE, env=env)
+    done = subprocess.run(cmd, cwd=RECIPE)
     if done.returncode != 0:
         raise SystemExit(f"training failed (exit {done.returncode}); its log is {run / 'log.txt'}")
-
-
-def training_curve(run: Path, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from sepmamba_sb.runs import training_log
-
-    rows = training_log(run)
-    epochs = [r["epoch"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(epochs, [r["train"] for r in rows], "o-", label="train (dynamic mixtures)")
-    ax.plot(epochs, [r["valid"] for r in rows], "s-", label="valid (cv speakers)")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("SI-SNR (dB)")
-    ax.set_title("MiniMix training of a small SepMamba on 2 CPU cores")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def spectrograms(signals: dict, rate: int, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(signals), 1, figsize=(8, 1.6 * len(signals)), sharex=True)
-    for ax, (title, audio) in zip(axes, signals.items(), strict=True):
-        ax.specgram(audio, NFFT=256, Fs=rate, noverlap=192, cmap="magma", vmin=-120)
-        ax.set_ylabel("Hz")
-        ax.set_title(title, fontsize=9, loc="left")
-    axes[-1].set_xlabel("time (s)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
 
 
 def main(argv=None) -> int:
@@ -111,13 +65,13 @@ def main(argv=None) -> int:
     run = out / "run"
     shutil.rmtree(run, ignore_errors=True)  # a fresh demonstration each time
     train(corpus, run, args.epochs)
-    from sepmamba_sb.compare import read_results
-    from sepmamba_sb.runs import mean_test_scores
+    from sepmamba_sb.metrics import read_results
+    from sepmamba_sb.runs import RESULTS_FILE, mean_test_scores, training_log
 
-    means, scores = mean_test_scores(run), read_results(run / "test_results.csv", ["si-snr_i"])
+    means, scores = mean_test_scores(run), read_results(run / RESULTS_FILE, ["si-snr_i"])
 
     step("3/5 exporting the best checkpoint as a hub folder, and checking it is ready to share")
-    from sepmamba_sb.audio import read_audio
+    from sepmamba_sb.audio import read_audio, write_audio
     from sepmamba_sb.hub import check, export
     from sepmamba_sb.inference import SepMambaSeparation
 
@@ -134,22 +88,24 @@ def main(argv=None) -> int:
     sources = model.separate_file(mix_path)[0].numpy()  # each source at its level in the mixture
     mix, rate = read_audio(mix_path)
     mix = mix.numpy()
-    sf.write(str(out / "mix.wav"), mix, rate)
+    write_audio(out / "mix.wav", mix, rate)
     for s in range(sources.shape[-1]):
-        sf.write(str(out / f"source{s + 1}.wav"), sources[:, s], rate)
+        write_audio(out / f"source{s + 1}.wav", sources[:, s], rate)
     references = [read_audio(mix_path.parent.parent / f"s{s + 1}" / mix_path.name)[0].numpy()
                   for s in range(sources.shape[-1])]
 
     step("5/5 pictures")
+    from sepmamba_sb.plots import spectrograms, training_curve
+
     spectrograms({"mixture": mix, "estimate 1": sources[:, 0], "estimate 2": sources[:, 1],
                   "reference 1": references[0], "reference 2": references[1]}, rate, out / "spectrogram.png")
-    training_curve(run, out / "training_curve.png")
+    training_curve(training_log(run), out / "training_curve.png", "MiniMix training of a small SepMamba on 2 CPU cores")
 
     minutes = (time.monotonic() - started) / 60
     print(f"""
 == MiniMix demo done in {minutes:.1f} min (results in {out})
 Test set ({len(scores)} mixtures of unseen speakers): SI-SNRi {means['si-snr_i']:.2f} dB, SDRi {means['sdr_i']:.2f} dB,
-SI-SDRi {means['si-sdr_i']:.2f} dB (per mixture: {run / 'test_results.csv'}).
+SI-SDRi {means['si-sdr_i']:.2f} dB (per mixture: {run / RESULTS_FILE}).
 Separated example (SI-SNRi {scores[best]['si-snr_i']:.2f} dB, the test set's best): {out / 'mix.wav'} ->
 {out / 'source1.wav'}, {out / 'source2.wav'}
 Pictures: {out / 'spectrogram.png'}, {out / 'training_curve.png'}

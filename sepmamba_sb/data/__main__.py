@@ -10,7 +10,7 @@ Speakers are split about 80/10/10 into disjoint tr/cv/tt sets; train with the WS
 WHAMandWHAMR recipe. Their noise comes from ``--noise-folder`` (``tr``, ``cv`` and ``tt`` subfolders,
 as ``wham_noise``), else is babble of each split's own speakers. A second run with the same settings
 returns at once. The MiniMix demo corpus, from Debian's speech packages, is
-built by ``recipes/MiniMix/minimix_prepare.py``.
+built by :mod:`sepmamba_sb.data.minimix`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Two stages, both reusable on their own:
 :func:`build_corpus` runs both for disjoint speaker sets per split, writes ``LICENSES`` and a
 manifest, and does nothing when a corpus with the same manifest exists. Where the recordings come from
 is the caller's business: a folder of the user's (``python -m sepmamba_sb.data``), or the Debian
-packages of the MiniMix recipe (``recipes/MiniMix/minimix_prepare.py``).
+packages of the MiniMix recipe (:mod:`sepmamba_sb.data.minimix`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from tqdm import tqdm
 
-from sepmamba_sb.audio import audio_info, draw_mixture, read_audio
+from sepmamba_sb.audio import audio_info, draw_mixture, read_audio, write_audio
 from sepmamba_sb.data.wham import LAYOUTS, make_noisy_mixtures
 from sepmamba_sb.noise import NoiseSource, make_babble
 from sepmamba_sb.rooms import RoomSimulator
@@ -98,11 +97,10 @@ def make_utterances(files_by_speaker: Mapping[str, list[Path]], out_dir: Path, s
         if not utterances:
             raise ValueError(f"speaker {speaker}: its recordings give no utterance of 2 s or more")
         folder = out_dir / speaker
-        folder.mkdir(parents=True, exist_ok=True)
         written[speaker] = []
         for i, utterance in enumerate(utterances):
             path = folder / f"{speaker}_{i:04d}.wav"
-            sf.write(str(path), utterance, sample_rate, subtype="PCM_16")
+            write_audio(path, utterance, sample_rate, subtype="PCM_16")
             written[speaker].append(path)
     return written
 
@@ -127,9 +125,9 @@ def make_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, count: in
     ids = []
     for _ in range(count):
         mix_id, mixture, sources = draw_mixture(rng, utterances, num_spks, sample_rate, level_range_db)
-        sf.write(str(out_dir / "mix" / f"{mix_id}.wav"), mixture, sample_rate, subtype="PCM_16")
+        write_audio(out_dir / "mix" / f"{mix_id}.wav", mixture, sample_rate, subtype="PCM_16")
         for i, source in enumerate(sources):
-            sf.write(str(out_dir / f"s{i + 1}" / f"{mix_id}.wav"), source, sample_rate, subtype="PCM_16")
+            write_audio(out_dir / f"s{i + 1}" / f"{mix_id}.wav", source, sample_rate, subtype="PCM_16")
         ids.append(mix_id)
     return ids
 

@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from sepmamba_sb.audio import draw_mixture, limit_peaks
+from sepmamba_sb.audio import draw_mixture, limit_peaks, write_audio
 from sepmamba_sb.noise import NoiseSource
 from sepmamba_sb.rooms import RoomSimulator
 
@@ -71,6 +70,6 @@ def make_noisy_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, cou
         names = list(parts)
         scaled = dict(zip(names, limit_peaks([parts[n] for n in names], "wsj0"), strict=True))
         for name, signal in scaled.items():
-            sf.write(str(out_dir / name / f"{mix_id}.wav"), signal, sample_rate, subtype="PCM_16")
+            write_audio(out_dir / name / f"{mix_id}.wav", signal, sample_rate, subtype="PCM_16")
         ids.append(mix_id)
     return ids

@@ -5,63 +5,43 @@
     python train.py hparams/sepmamba.yaml --data_folder /data/wsj0-mix/2speakers \\
         --base_folder_dm /data/wsj0/si_tr_s
 
-The yaml's ``dataset`` (default ``wsj0mix``), ``task`` and ``dereverberate`` tell prepare_data.py which
-folders hold the mixtures and the targets; ``dm_rooms`` and ``dm_noise`` add rooms and noise to the
-dynamic mixtures (``sepmamba_sb.rooms``, ``sepmamba_sb.noise``).
+The yaml's ``dataset`` (default ``wsj0mix``), ``task`` and ``dereverberate`` tell the data preparation
+(:mod:`sepmamba_sb.data.wsjmix`) which folders hold the mixtures and the targets; its ``dm_dataset``
+declares the dynamic mixing (:class:`sepmamba_sb.data.mixing.DynamicMixingDataset`, with rooms and noise
+from ``dm_rooms`` and ``dm_noise``), which this script only instantiates.
 
 The yaml chooses the model form: a ``sepmamba`` module (the paper's model, waveforms out) or
 ``encoder`` / ``masknet`` / ``decoder`` modules (SpeechBrain's masking contract). Training uses
 permutation-invariant SI-SNR (logged as SI-SNR in dB, higher is better); the checkpoint kept as
 best is the one with the best VALIDATION (cv) SI-SNR; the test set (tt) is evaluated at full
-length, utterance by utterance, into ``test_results.csv``
-(SDR and SDRi from mir_eval's bss_eval_sources, SI-SNR/SI-SNRi, and SI-SDR/SI-SDRi without mean
-removal as the paper reports). Runs resume from their last checkpoint when started again.
+length, utterance by utterance, into ``test_results.csv`` (:mod:`sepmamba_sb.metrics`: SDR and SDRi
+from mir_eval's bss_eval_sources, SI-SNR/SI-SNRi, and SI-SDR/SI-SDRi without mean removal as the paper
+reports). Each epoch is also logged to ``train_log.jsonl`` (:mod:`sepmamba_sb.runs`). Runs resume from
+their last checkpoint when started again.
 Multi-GPU: ``torchrun --nproc_per_node=N train.py hparams/sepmamba.yaml ...``.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import sys
 import time
-import warnings
 from pathlib import Path
 
-import numpy as np
 import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
-from mir_eval.separation import bss_eval_sources
-from speechbrain.dataio import audio_io
-from speechbrain.nnet.losses import PitWrapper, cal_si_snr
 from speechbrain.nnet.schedulers import ReduceLROnPlateau, update_learning_rate
 from speechbrain.utils.distributed import run_on_main
 from tqdm import tqdm
 
+from sepmamba_sb import runs
+from sepmamba_sb.audio import write_audio
+from sepmamba_sb.data.wsjmix import check_rooms_match_targets, prepare_wsjmix
 from sepmamba_sb.lobes import as_separator
+from sepmamba_sb.metrics import score_utterance, write_results
 
 logger = logging.getLogger(__name__)
-
-
-def si_sdr(estimate: torch.Tensor, target: torch.Tensor, zero_mean: bool) -> torch.Tensor:
-    """Scale-invariant SDR in dB over time, [..., T] -> [...]; ``zero_mean`` gives SI-SNR."""
-    if zero_mean:
-        estimate = estimate - estimate.mean(-1, keepdim=True)
-        target = target - target.mean(-1, keepdim=True)
-    eps = torch.finfo(estimate.dtype).eps
-    scale = (estimate * target).sum(-1, keepdim=True) / (target.square().sum(-1, keepdim=True) + eps)
-    projection = scale * target
-    noise = estimate - projection
-    return 10 * torch.log10((projection.square().sum(-1) + eps) / (noise.square().sum(-1) + eps))
-
-
-def align_estimates(est: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Estimates [B, T, S] reordered so that source s goes with target s, as PIT SI-SNR (the training
-    loss, ``get_si_snr_with_pitwrapper``) pairs them."""
-    _, perms = PitWrapper(cal_si_snr)(targets, est)  # estimate i goes with target perms[b][i]
-    order = [torch.argsort(torch.tensor(p)) for p in perms]
-    return torch.stack([e[:, o] for e, o in zip(est, order, strict=True)])
 
 
 class Separation(sb.Brain):
@@ -165,6 +145,9 @@ class Separation(sb.Brain):
                 stats_meta={"epoch": epoch, "lr": current_lr, "minutes": round(minutes, 2)},
                 train_stats=self.train_stats, valid_stats=stats,
             )
+            if sb.utils.distributed.if_main_process():
+                runs.log_epoch(self.hparams.output_folder, epoch, minutes, current_lr, self.train_stats["si-snr"],
+                               stats["si-snr"], skipped_batches=self.train_stats["skipped_batches"])
             # model selection on the VALIDATION set (the authors' code selected on the test set)
             self.checkpointer.save_and_keep_only(meta=stats, max_keys=["si-snr"])
         else:
@@ -187,12 +170,10 @@ class Separation(sb.Brain):
     def save_audio(self, snt_id, mix, targets, predictions):
         """Peak-normalised mixture, references and estimates of one test item under save_folder/audio."""
         folder = Path(self.hparams.save_folder) / "audio_results"
-        folder.mkdir(parents=True, exist_ok=True)
 
         def write(name, signal):
             signal = signal.detach().float().cpu()
-            audio_io.save(str(folder / name), (signal / signal.abs().max().clamp_min(1e-8)).unsqueeze(0),
-                          self.hparams.sample_rate)
+            write_audio(folder / name, signal / signal.abs().max().clamp_min(1e-8), self.hparams.sample_rate)
 
         write(f"{snt_id}_mix.wav", mix)
         for s in range(targets.shape[-1]):
@@ -200,10 +181,8 @@ class Separation(sb.Brain):
             write(f"{snt_id}_source{s + 1}hat.wav", predictions[:, s])
 
     def save_results(self, test_data):
-        """Per-utterance metrics of the test set (full length, the loaded best checkpoint) into
-        ``output_folder/test_results.csv``, with an ``avg`` row; means go to the log."""
-        path = Path(self.hparams.output_folder) / "test_results.csv"
-        columns = ["snt_id", "sdr", "sdr_i", "si-snr", "si-snr_i", "si-sdr", "si-sdr_i"]
+        """Per-utterance scores of the test set (full length, the loaded best checkpoint) into
+        ``output_folder/test_results.csv`` (:mod:`sepmamba_sb.metrics`); means go to the log."""
         loader = sb.dataio.dataloader.make_dataloader(test_data, batch_size=1, num_workers=0)
         rows = []
         self.modules.eval()
@@ -211,25 +190,8 @@ class Separation(sb.Brain):
             mix, targets = self.batch_signals(batch, self.hparams.num_spks)
             with torch.no_grad():
                 est, targets = self.compute_forward(mix, targets, sb.Stage.TEST)
-            est, targets = align_estimates(est.float().cpu(), targets.float().cpu())[0], targets[0].float().cpu()
-            mix = mix[0].float().cpu().unsqueeze(-1).expand_as(targets)
-            reference, estimate, baseline = (x.t().double().numpy() for x in (targets, est, mix))
-            with warnings.catch_warnings():  # mir_eval 0.8 deprecates it; it stays the reference SDR
-                warnings.simplefilter("ignore", FutureWarning)
-                sdr = bss_eval_sources(reference, estimate)[0].mean()
-                sdr_mix = bss_eval_sources(reference, baseline)[0].mean()
-            metrics = {}
-            for name, zero_mean in (("si-snr", True), ("si-sdr", False)):
-                value = si_sdr(est.t(), targets.t(), zero_mean).mean().item()
-                baseline_value = si_sdr(mix.t(), targets.t(), zero_mean).mean().item()
-                metrics[name], metrics[f"{name}_i"] = value, value - baseline_value
-            rows.append({"snt_id": batch.id[0], "sdr": sdr, "sdr_i": sdr - sdr_mix, **metrics})
-        means = {c: float(np.mean([r[c] for r in rows])) for c in columns[1:]}
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-            writer.writerow({"snt_id": "avg", **means})
+            rows.append({"snt_id": batch.id[0], **score_utterance(est[0], targets[0], mix[0])})
+        means = write_results(Path(self.hparams.output_folder) / runs.RESULTS_FILE, rows)
         for name, value in means.items():
             logger.info("Mean %s on the test set: %.2f dB", name, value)
         return means
@@ -249,24 +211,19 @@ def dataio_prep(hparams):
     return datasets
 
 
-def check_rooms_match_the_targets(rooms, dataset: str, task: str, dereverberate: bool) -> None:
-    """Dynamic mixtures must have the kind of targets the cv and tt sets have (WHAM!/WHAMR!)."""
-    if dataset == "wsj0mix":
-        return  # clean cv/tt: rooms, if any, are augmentation
-    reverberant = task in ("reverberant", "noisy-reverberant")
-    if rooms is None:
-        if reverberant:
-            logger.warning("task %s has reverberant mixtures but dm_rooms is null: the dynamic mixtures are "
-                           "anechoic", task)
-        return
-    if not reverberant:
-        raise ValueError(f"dm_rooms reverberates the training mixtures, but task {task!r} has anechoic ones: "
-                         "set dm_rooms: null or a reverberant task")
-    expected = "direct" if dereverberate else "reverberant"
-    if rooms.target != expected:
-        raise ValueError(f"dm_rooms' target is {rooms.target!r} but dereverberate: {dereverberate} makes the cv/tt "
-                         f"targets {'the direct path' if dereverberate else 'reverberant'}: set its target to "
-                         f"{expected!r}")
+def dynamic_mixing(hparams, num_mixtures: int):
+    """The yaml's ``dm_dataset`` with ``num_mixtures`` per epoch (``dm_num_mixtures``, else ``num_mixtures``).
+
+    Raises
+    ------
+    ValueError
+        For a yaml without ``dm_dataset``, naming what to add.
+    """
+    if "dm_dataset" not in hparams:
+        raise ValueError("dynamic_mixing is on but the yaml has no dm_dataset: declare the dataset as "
+                         "recipes/WSJ0Mix/separation/hparams/sepmamba.yaml does (dm_dataset: "
+                         "!name:sepmamba_sb.data.mixing.DynamicMixingDataset with its options)")
+    return hparams["dm_dataset"](num_mixtures=hparams["dm_num_mixtures"] or num_mixtures)
 
 
 def main(argv):
@@ -279,9 +236,6 @@ def main(argv):
     if run_opts.get("device") == "cpu" and hparams.get("precision") == "fp16":
         hparams["precision"] = "bf16"  # fp16 autocast does not exist on CPU
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from prepare_data import prepare_wsjmix
-
     layout = {"dataset": hparams.get("dataset", "wsj0mix"), "task": hparams.get("task", "clean"),
               "dereverberate": hparams.get("dereverberate", True)}
     run_on_main(prepare_wsjmix, kwargs={
@@ -292,22 +246,9 @@ def main(argv):
     train_data, valid_data, test_data = dataio_prep(hparams)
     train_loader_kwargs = dict(hparams["train_dataloader_opts"])
     if hparams["dynamic_mixing"]:
-        from dynamic_mixing import DynamicMixingDataset
-
-        if not hparams["base_folder_dm"]:
-            raise ValueError("dynamic_mixing is on: give the folder of single-speaker utterances with "
-                             "--base_folder_dm (e.g. /data/wsj0/si_tr_s), or pass --dynamic_mixing False")
+        train_data = dynamic_mixing(hparams, len(train_data))
+        check_rooms_match_targets(train_data.rooms, **layout)
         train_loader_kwargs["collate_fn"] = sb.dataio.batch.PaddedBatch
-        rooms, noise = (hparams[k]() if hparams.get(k) else None for k in ("dm_rooms", "dm_noise"))
-        check_rooms_match_the_targets(rooms, **layout)
-        train_data = DynamicMixingDataset(
-            base_folder=hparams["base_folder_dm"], num_mixtures=hparams["dm_num_mixtures"] or len(train_data),
-            num_spks=hparams["num_spks"], sample_rate=hparams["sample_rate"], segment=hparams["training_signal_len"],
-            style=hparams["dm_style"], cache_folder=hparams["dm_cache_folder"], seed=hparams["seed"],
-            speaker_prefix=hparams["dm_speaker_prefix"], activlev_file=hparams["dm_activlev_file"],
-            speed_factors=hparams["dm_speed_factors"],
-            formant_factors=hparams["dm_formant_factors"], rooms=rooms, noise=noise,
-        )
     separator = Separation(modules=hparams["modules"], opt_class=hparams["optimizer"], hparams=hparams,
                            run_opts=run_opts, checkpointer=hparams["checkpointer"])
     separator.train_set = train_data

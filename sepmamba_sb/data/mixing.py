@@ -1,5 +1,8 @@
 """Training mixtures made on the fly from single-speaker utterances (dynamic mixing).
 
+A recipe yaml declares the dataset (``dm_dataset: !name:sepmamba_sb.data.mixing.DynamicMixingDataset``
+with its options); ``train.py`` instantiates it with the number of mixtures per epoch.
+
 The source is any folder of speaker-labelled wavs, e.g. WSJ0's ``si_tr_s`` (``<spk>/<utt>.wav``):
 the speaker is the first folder below it, or the first ``speaker_prefix`` characters of a file's
 name (WSJ0 utterance IDs start with the 3-character speaker ID), as
@@ -42,16 +45,13 @@ sampler) makes different mixtures.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from speechbrain.processing.signal_processing import rescale
 
-from sepmamba_sb.audio import audio_info, draw_speakers, limit_peaks, list_speakers, read_audio
+from sepmamba_sb.audio import audio_info, draw_speakers, limit_peaks, list_speakers, read_audio, write_audio
 from sepmamba_sb.augment import change_speed, shift_formants
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
     Parameters
     ----------
     base_folder : str or Path
-        Speaker-labelled wavs.
+        Speaker-labelled wavs (a recipe's ``base_folder_dm``).
     num_mixtures : int
         Mixtures per epoch.
     num_spks : int
@@ -113,9 +113,23 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
     formant_factors : sequence of float
         ``"sepmamba"`` style: per-source formant factors to draw from (the pitch stays).
     rooms : sepmamba_sb.rooms.RoomSimulator, optional
-        Reverberate the sources (at ``sample_rate``); the targets are its targets.
+        Reverberate the sources (at ``sample_rate``); the targets are its targets. A yaml's
+        ``!name:sepmamba_sb.rooms.RoomSimulator`` (a factory taking no more arguments) is built here.
     noise : sepmamba_sb.noise.NoiseSource, optional
-        Add noise to the mixtures (at ``sample_rate``).
+        Add noise to the mixtures (at ``sample_rate``); a ``!name:`` factory likewise.
+
+    Example
+    -------
+    >>> import tempfile, numpy as np
+    >>> from sepmamba_sb.audio import write_audio
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for speaker in ("a", "b"):
+    ...     _ = write_audio(root / speaker / "u.wav", np.random.default_rng(0).standard_normal(12000) * 0.1, 8000)
+    >>> data = DynamicMixingDataset(root, num_mixtures=4, num_spks=2, sample_rate=8000, segment=8000,
+    ...                             style="sepmamba", cache_folder=root / "cache")
+    >>> item = data[0]
+    >>> sorted(item), item["mix_sig"].shape[0] <= 8000
+    (['id', 'mix_sig', 's1_sig', 's2_sig'], True)
     """
 
     def __init__(self, base_folder, num_mixtures: int, num_spks: int, sample_rate: int, segment: int,
@@ -124,6 +138,9 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
                  noise=None):
         if style not in STYLES:
             raise ValueError(f"dynamic mixing style must be one of {STYLES}, got {style!r}")
+        if not base_folder:
+            raise ValueError("dynamic mixing needs a folder of single-speaker utterances: give it with "
+                             "--base_folder_dm (e.g. /data/wsj0/si_tr_s), or pass --dynamic_mixing False")
         self.speakers = list_speakers(base_folder, speaker_prefix)
         if len(self.speakers) < num_spks:
             raise ValueError(f"dynamic mixing folder {base_folder} has {len(self.speakers)} speaker(s) "
@@ -136,6 +153,7 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
             if not factors:
                 raise ValueError(f"dynamic mixing: {name} is empty (use [1.0] for no perturbation)")
         self.levels = read_activlev(activlev_file) if activlev_file else None
+        rooms, noise = (part() if callable(part) else part for part in (rooms, noise))  # yaml !name: factories
         for name, part in (("rooms", rooms), ("noise", noise)):
             if part is not None and part.sample_rate != sample_rate:
                 raise ValueError(f"dynamic mixing: {name} work at {part.sample_rate} Hz, the mixtures at "
@@ -156,12 +174,8 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         """Mono float32 at the recipe's rate; another rate is resampled once into the cache."""
         if audio_info(path).samplerate != self.sample_rate:
             cached = self.cache_folder / f"{self.sample_rate}" / path.relative_to(self.base_folder)
-            if not cached.exists():
-                audio, _ = read_audio(path, self.sample_rate)
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                with tempfile.NamedTemporaryFile(dir=cached.parent, suffix=".wav", delete=False) as tmp:
-                    sf.write(tmp.name, audio.numpy(), self.sample_rate, subtype="FLOAT")
-                os.replace(tmp.name, cached)
+            if not cached.exists():  # written atomically: workers and DDP ranks share the cache
+                write_audio(cached, read_audio(path, self.sample_rate)[0], self.sample_rate, subtype="FLOAT")
             path = cached
         return read_audio(path)[0].numpy()
 

@@ -1,0 +1,207 @@
+"""wsj0-2mix / wsj0-3mix (pywsj0-mix or MERL layout) and their noisy (WHAM!) and reverberant (WHAMR!)
+versions -> SpeechBrain CSVs. The recipes' ``prepare_data.py`` is this module's :func:`prepare_wsjmix`.
+
+Reads ``<data_folder>/wav{8,16}k/{min,max}/{tr,cv,tt}/{mix,s1,s2[,s3]}/*.wav`` and writes
+``<save_folder>/wsj_{tr,cv,tt}.csv``; for WHAM! and WHAMR! (``dataset``), the ``task`` and
+``dereverberate`` choose the mixture and source folders (:func:`folders_for`) and the CSVs are
+``wham_*.csv`` / ``whamr_*.csv``. The CSVs have SpeechBrain's separation columns
+(``ID, duration, mix_wav, mix_wav_format, mix_wav_opts, s1_wav, ...``); paths are written relative to
+``$data_root`` (the recipe replaces it with ``data_folder``), so the CSVs survive moving the data.
+
+Every file is checked once: a mixture without its sources, a source folder the number of speakers
+does not expect, a file at the wrong sample rate or one that cannot be read are errors that name
+the file. When all three CSVs exist the work is skipped (delete them to prepare again).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sepmamba_sb.audio import audio_info
+
+if TYPE_CHECKING:
+    from sepmamba_sb.rooms import RoomSimulator
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("tr", "cv", "tt")
+DATASETS = ("wsj0mix", "wham", "whamr")
+TASKS = ("clean", "noisy", "reverberant", "noisy-reverberant")
+
+
+def folders_for(dataset: str, task: str, dereverberate: bool, num_spks: int) -> tuple[str, list[str]]:
+    """The mixture folder and the source folders that ``dataset``'s ``task`` reads.
+
+    - ``wsj0mix``: ``mix`` and ``s1..`` (the task must be ``clean``);
+    - ``wham``: ``mix_clean`` (``clean``) or ``mix_both`` (``noisy``), and ``s1..``;
+    - ``whamr``: ``mix_clean_anechoic`` / ``mix_both_anechoic`` (``clean`` / ``noisy``),
+      ``mix_clean_reverb`` (``reverberant``) or ``mix_both_reverb`` (``noisy-reverberant``); the
+      sources ``s1_anechoic..`` (the direct path: separate and dereverberate) or, for reverberant
+      mixtures with ``dereverberate=False``, ``s1_reverb..``.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    reverberant = task in ("reverberant", "noisy-reverberant")
+    if (dataset == "wsj0mix" and task != "clean") or (dataset == "wham" and reverberant):
+        raise ValueError(f"the {dataset} dataset has no {task} mixtures: use "
+                         f"{'wham (noisy) or ' if dataset == 'wsj0mix' else ''}whamr (reverberant)")
+    sources = [f"s{i + 1}" for i in range(num_spks)]
+    if dataset == "wsj0mix":
+        return "mix", sources
+    noisy = "both" if task.startswith("noisy") else "clean"
+    if dataset == "wham":
+        return f"mix_{noisy}", sources
+    mixture = f"mix_{noisy}_{'reverb' if reverberant else 'anechoic'}"
+    kind = "reverb" if reverberant and not dereverberate else "anechoic"
+    return mixture, [f"{s}_{kind}" for s in sources]
+
+
+def split_folder(data_folder: Path, sample_rate: int, mode: str, split: str) -> Path:
+    """``<data_folder>/wav{sample_rate//1000}k/<mode>/<split>``."""
+    return Path(data_folder) / f"wav{sample_rate // 1000}k" / mode / split
+
+
+def _audio_info(path: Path, sample_rate: int) -> float:
+    """Duration in seconds of a readable mono-or-multichannel wav at ``sample_rate``."""
+    info = audio_info(path)
+    if info.samplerate != sample_rate:
+        raise ValueError(f"{path} is sampled at {info.samplerate} Hz, but the recipe expects {sample_rate} Hz "
+                         "(sample_rate in the yaml; pick the wav8k or wav16k folder that matches)")
+    if info.frames == 0:
+        raise ValueError(f"{path} is empty")
+    return info.frames / info.samplerate
+
+
+def split_rows(data_folder: Path, split: str, num_spks: int, sample_rate: int, mode: str, mix_folder: str = "mix",
+               source_folders: list[str] | None = None) -> list[dict]:
+    """Check one split and return its CSV rows (sorted by ID): ``mix_wav`` from ``mix_folder``,
+    ``s<i>_wav`` from ``source_folders[i-1]`` (default ``s1``, ``s2``...)."""
+    source_folders = source_folders or [f"s{i + 1}" for i in range(num_spks)]
+    folder = split_folder(data_folder, sample_rate, mode, split)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"split folder {folder} does not exist: data_folder must hold wav{sample_rate // 1000}k/{mode}/"
+            f"{{tr,cv,tt}} as pywsj0-mix writes it (e.g. /data/wsj0-mix/{num_spks}speakers)"
+        )
+    extra = folder / f"s{num_spks + 1}"
+    if extra.is_dir():
+        raise ValueError(f"{extra} exists, but num_spks is {num_spks}: this looks like "
+                         f"{num_spks + 1}-speaker data; set num_spks (and the data_folder) consistently")
+    for name in [mix_folder, *source_folders]:
+        if not (folder / name).is_dir():
+            there = sorted(p.name for p in folder.iterdir() if p.is_dir())
+            raise FileNotFoundError(f"{folder / name} does not exist (the split holds {there}): is data_folder the "
+                                    "dataset the yaml names, with the folders its task needs?")
+    mixtures = sorted((folder / mix_folder).glob("*.wav"))
+    if not mixtures:
+        raise ValueError(f"split {split} is empty: no .wav files in {folder / mix_folder}")
+    rows = []
+    root = Path(data_folder)
+    for mix in mixtures:
+        row = {"ID": mix.stem, "duration": f"{_audio_info(mix, sample_rate):.4f}"}
+        entries = [("mix", mix)]
+        for s, name in enumerate(source_folders, 1):
+            source = folder / name / mix.name
+            if not source.is_file():
+                raise FileNotFoundError(f"mixture {mix} has no source {name}: {source} is missing")
+            _audio_info(source, sample_rate)
+            entries.append((f"s{s}", source))
+        for name, path in entries:
+            row[f"{name}_wav"] = "$data_root/" + path.relative_to(root).as_posix()
+            row[f"{name}_wav_format"] = "wav"
+            row[f"{name}_wav_opts"] = ""
+        rows.append(row)
+    return rows
+
+
+def prepare_wsjmix(data_folder: str | Path, save_folder: str | Path, num_spks: int = 2, sample_rate: int = 8000,
+                   mode: str = "min", skip_prep: bool = False, dataset: str = "wsj0mix", task: str = "clean",
+                   dereverberate: bool = True) -> None:
+    """Write ``wsj_{tr,cv,tt}.csv`` for a wsj0-mix folder (``wham_*`` / ``whamr_*`` for WHAM! / WHAMR!).
+
+    Parameters
+    ----------
+    data_folder : str or Path
+        The ``2speakers`` / ``3speakers`` folder of pywsj0-mix (it contains ``wav8k``, ``wav16k``), or
+        WHAM!'s / WHAMR!'s output folder.
+    save_folder : str or Path
+        Where the CSVs go.
+    num_spks : int
+        2 or 3.
+    sample_rate : int
+        8000 or 16000 (selects ``wav8k`` / ``wav16k``; every file must be at this rate).
+    mode : {"min", "max"}
+        pywsj0-mix's length mode.
+    skip_prep : bool
+        Do nothing (the CSVs are given).
+    dataset : {"wsj0mix", "wham", "whamr"}
+        The layout of ``data_folder``.
+    task : {"clean", "noisy", "reverberant", "noisy-reverberant"}
+        Which mixtures to separate (:func:`folders_for`).
+    dereverberate : bool
+        WHAMR!'s reverberant tasks: direct-path targets (True) or the reverberant images.
+    """
+    if skip_prep:
+        return
+    mix_folder, source_folders = folders_for(dataset, task, dereverberate, num_spks)
+    if num_spks not in (2, 3):
+        raise ValueError(f"num_spks must be 2 or 3 for wsj0-mix, got {num_spks}")
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    data_folder, save_folder = Path(data_folder), Path(save_folder)
+    if not data_folder.is_dir():
+        raise FileNotFoundError(f"data_folder {data_folder} does not exist")
+    prefix = {"wsj0mix": "wsj", "wham": "wham", "whamr": "whamr"}[dataset]
+    csvs = {split: save_folder / f"{prefix}_{split}.csv" for split in SPLITS}
+    if all(path.is_file() for path in csvs.values()):
+        logger.info("%s already hold %s_{tr,cv,tt}.csv: skipping data preparation", save_folder, prefix)
+        return
+    save_folder.mkdir(parents=True, exist_ok=True)
+    for split, path in csvs.items():
+        rows = split_rows(data_folder, split, num_spks, sample_rate, mode, mix_folder, source_folders)
+        tmp = path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(path)  # a CSV exists only once complete, so an interrupted run prepares again
+        logger.info("wrote %s (%d mixtures)", path, len(rows))
+
+
+def check_rooms_match_targets(rooms: RoomSimulator | None, dataset: str, task: str, dereverberate: bool) -> None:
+    """Dynamic mixtures must have the kind of targets the cv and tt sets of ``dataset``'s ``task`` have.
+
+    Parameters
+    ----------
+    rooms : RoomSimulator or None
+        The dynamic mixing's rooms (``DynamicMixingDataset.rooms``).
+    dataset, task, dereverberate
+        As :func:`prepare_wsjmix`.
+
+    Raises
+    ------
+    ValueError
+        When the rooms reverberate mixtures of an anechoic task, or their targets are not the cv/tt targets,
+        saying what to set.
+    """
+    if dataset == "wsj0mix":
+        return  # clean cv/tt: rooms, if any, are augmentation
+    reverberant = task in ("reverberant", "noisy-reverberant")
+    if rooms is None:
+        if reverberant:
+            logger.warning("task %s has reverberant mixtures but dm_rooms is null: the dynamic mixtures are "
+                           "anechoic", task)
+        return
+    if not reverberant:
+        raise ValueError(f"dm_rooms reverberates the training mixtures, but task {task!r} has anechoic ones: "
+                         "set dm_rooms: null or a reverberant task")
+    expected = "direct" if dereverberate else "reverberant"
+    if rooms.target != expected:
+        raise ValueError(f"dm_rooms' target is {rooms.target!r} but dereverberate: {dereverberate} makes the cv/tt "
+                         f"targets {'the direct path' if dereverberate else 'reverberant'}: set its target to "
+                         f"{expected!r}")
