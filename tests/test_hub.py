@@ -1,5 +1,6 @@
 """sepmamba_sb.hub: export, check and push of hub folders, on the demo recipe's model (trained briefly)."""
 
+import importlib
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,8 @@ def direct_run(tmp_path, **config):
 
 def test_export_writes_the_hub_layout_and_a_card_without_local_paths(folder, trained_run, tiny_corpus):
     assert {p.name for p in folder.iterdir()} == FILES
+    interface = REPO / "sepmamba_sb" / "hub" / "custom_interface.py"  # a linted file of the package, copied
+    assert (folder / "custom_interface.py").read_bytes() == interface.read_bytes()
     card = (folder / "README.md").read_text()
     assert absolute_paths(card) == [] and str(tiny_corpus) not in card and str(trained_run) not in card
     assert card.startswith("---\nlibrary_name: speechbrain\n") and "\nlicense: apache-2.0\n" in card
@@ -101,6 +104,7 @@ def test_foreign_class_loads_the_folder(folder, tmp_path):
         1, sf.info(str(folder / "test_mixture.wav")).frames, 2)
 
 
+@pytest.mark.slow
 def test_the_demo_folder_passes_the_check(folder):
     """`python -m sepmamba_sb.hub check` on the demo recipe's exported folder: exit 0, all three ways load."""
     done = subprocess.run([sys.executable, "-m", "sepmamba_sb.hub", "check", str(folder)], capture_output=True,
@@ -156,6 +160,7 @@ def test_check_fails_naming_the_problem(copy, damage, named, capsys):
         assert "/home/alice/wsj0-mix/2speakers" in result.problems[0]
 
 
+@pytest.mark.slow
 def test_check_reports_a_folder_that_fails_to_load_in_a_fresh_process(tmp_path):
     out = export(direct_run(tmp_path), tmp_path / "hub", test_mixture=tmp_path / "mix.wav")
     interface = out / "custom_interface.py"
@@ -221,10 +226,9 @@ def test_push_uploads_nothing_from_a_bad_folder_or_to_a_bad_repo(copy, monkeypat
 
 
 def test_push_reports_a_failed_upload_in_one_line(tmp_path, monkeypatch, capsys):
-    import sepmamba_sb.hub as hub
-
     out = export(direct_run(tmp_path), tmp_path / "hub", test_mixture=tmp_path / "mix.wav")
-    monkeypatch.setattr(hub, "check", lambda folder, progress=True: CheckResult(out, files=["README.md"]))
+    pushing = importlib.import_module("sepmamba_sb.hub.push")  # the module (sepmamba_sb.hub.push is the function)
+    monkeypatch.setattr(pushing, "check", lambda folder, progress=True: CheckResult(out, files=["README.md"]))
     import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "HfApi", lambda token=None: StandIn(token, fail=True))

@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from conftest import REPO, WSJ0MIX, load_recipe_module
+from conftest import REPO, WSJ0MIX
 from hyperpyyaml import load_hyperpyyaml
 
 HPARAMS = sorted((WSJ0MIX / "separation" / "hparams").glob("*.yaml")) + sorted(
@@ -27,7 +27,7 @@ def test_every_key_is_used(path):
 
 
 def test_the_card_keys_are_read_by_export_and_name_their_own_file():
-    hub = (REPO / "sepmamba_sb" / "hub.py").read_text()
+    hub = (REPO / "sepmamba_sb" / "hub" / "card.py").read_text()
     assert all(f'"{k}"' in hub for k in CARD_KEYS)
     for path in HPARAMS:
         if path.name.startswith("sepmamba"):  # the models hub.export writes
@@ -44,8 +44,9 @@ def test_loads_with_a_header_box_and_a_data_folder_placeholder(path):
     with open(path, encoding="utf-8") as f:  # from the file: its !include paths are relative to it
         hparams = load_hyperpyyaml(f, {"data_folder": "/data/wsj0-mix/2speakers"})
     if hparams.get("dataset") is not None:  # WHAM!/WHAMR!: the task names folders that dataset has
-        prepare = load_recipe_module("prepare_data.py", "hparams_prepare_data")
-        prepare.folders_for(hparams["dataset"], hparams["task"], hparams["dereverberate"], hparams["num_spks"])
+        from sepmamba_sb.data.wsjmix import folders_for
+
+        folders_for(hparams["dataset"], hparams["task"], hparams["dereverberate"], hparams["num_spks"])
     assert set(hparams["modules"]) in ({"sepmamba"}, {"encoder", "masknet", "decoder"})
     assert hparams["optimizer"].func.__name__ == "AdamW"
 
