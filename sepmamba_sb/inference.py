@@ -14,17 +14,26 @@ A hub folder holds ``hyperparams.yaml`` (with a ``pretrainer``), one ``<module>.
 writes, checks and uploads them. Both model forms work: the paper's direct ``sepmamba`` module, and the
 ``encoder``/``masknet``/``decoder`` triple (which SpeechBrain's own ``SepformerSeparation`` also loads).
 
-Output level: a separator trained on SI-SNR gives each estimate an arbitrary scale. ``separate_file``
-gives each source the level it has in the mixture (:func:`fit_to_mixture`): silence stays silent, an
-absent speaker's output stays near silent, a quiet speaker stays quiet, and the sources sum to about
-the mixture.
+Output level: a separator trained on SI-SNR gives each estimate an arbitrary scale. The file methods
+(``separate_file``, ``separate_file_as_stream``) set it, and here only (``level``, :data:`LEVELS`):
+
+- ``"mixture"`` (default): each source at the level it has in the mixture (:func:`fit_to_mixture`):
+  silence stays silent, an absent speaker's output stays near silent, a quiet speaker stays quiet,
+  and the sources sum to about the mixture;
+- ``"peak"``: that, then each source scaled to a peak of 0.9, as SpeechBrain's
+  ``SepformerSeparation.separate_file`` does (a silent source stays silent);
+- ``"raw"``: the model's own output scale (for long files, each chunk's).
+
+``separate_batch`` and ``separate_chunk`` return the model's raw estimates (SpeechBrain's contract).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -34,11 +43,13 @@ from speechbrain.utils.data_utils import split_path
 from speechbrain.utils.fetching import fetch
 from tqdm import tqdm
 
-from sepmamba_sb.audio import audio_info, read_audio, read_blocks
+from sepmamba_sb.audio import PEAK, audio_info, read_audio, read_blocks
 from sepmamba_sb.lobes import as_separator, fit_length
 from sepmamba_sb.lobes.streaming import StreamingContext
 
 logger = logging.getLogger(__name__)
+
+LEVELS = ("mixture", "peak", "raw")
 
 
 def fit_to_mixture(est: torch.Tensor, mix: torch.Tensor, ridge: float = 1e-6) -> torch.Tensor:
@@ -74,6 +85,42 @@ def fit_to_mixture(est: torch.Tensor, mix: torch.Tensor, ridge: float = 1e-6) ->
     eye = torch.eye(est.shape[-1], dtype=torch.float64, device=est.device)
     gains = torch.linalg.solve(gram + ridge * scale[:, None, None] * eye, e.transpose(1, 2) @ x.unsqueeze(-1))
     return (e * gains.transpose(1, 2)).to(est.dtype)
+
+
+def peak_normalise(sources: torch.Tensor, peak: float = PEAK) -> torch.Tensor:
+    """Each source [..., T, S] scaled to a largest absolute sample of ``peak``; a silent one stays silent.
+
+    Example
+    -------
+    >>> peak_normalise(torch.tensor([[0.1, 0.0], [-0.3, 0.0]]))
+    tensor([[ 0.3000,  0.0000],
+            [-0.9000,  0.0000]])
+    """
+    return peak * sources / sources.abs().amax(dim=-2, keepdim=True).clamp_min(1e-8)
+
+
+def _check_level(level: str) -> None:
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+
+
+@dataclass(frozen=True)
+class StreamReport:
+    """How a file separated as a stream fared (:meth:`SepMambaSeparation.separate_file_as_stream`).
+
+    Attributes
+    ----------
+    rtf : float
+        Real-time factor: compute time / audio time (under 1: faster than real time).
+    latency_ms : float
+        One chunk plus the model's look-ahead, in ms (compute time adds to it).
+    lookahead : int
+        The model's look-ahead in samples.
+    """
+
+    rtf: float
+    latency_ms: float
+    lookahead: int
 
 
 def _align(tail: torch.Tensor, est: torch.Tensor, shared: int) -> torch.Tensor:
@@ -247,6 +294,49 @@ class SepMambaSeparation(Pretrained):
         for start in range(0, context.delay, chunk):
             yield self.separate_chunk(context, torch.zeros(min(chunk, context.delay - start))).cpu()
 
+    def separate_file_as_stream(self, path: str | Path, chunk_ms: float = 32.0, level: str = "mixture",
+                                progress: bool = True) -> tuple[torch.Tensor, StreamReport]:
+        """Separate a whole file as a live stream would, chunk by chunk in constant model memory, and
+        measure how fast (:meth:`separate_file_streaming`, then the look-ahead removed).
+
+        For a strictly causal model and a file shorter than ``chunk_seconds`` (one offline pass) the
+        sources equal :meth:`separate_file`'s up to float round-off.
+
+        Parameters
+        ----------
+        path : str or Path
+            A file at the model's sample rate (a local file, or a hub/URL path).
+        chunk_ms : float
+            Chunk length in milliseconds.
+        level : {"mixture", "peak", "raw"}
+            The sources' output level (see the module docstring), set over the whole file.
+        progress : bool
+            A progress bar over the file's seconds.
+
+        Returns
+        -------
+        (torch.Tensor, StreamReport)
+            The sources [1, T, S] on the CPU, aligned with the file, and the real-time factor and latency.
+        """
+        _check_level(level)
+        path = self._local_file(path)
+        context = self.make_streaming_context()
+        chunks = self.separate_file_streaming(path, chunk_ms, context)  # checks the file before separating
+        rate = self.hparams.sample_rate
+        duration, started, parts = audio_info(path).frames / rate, time.perf_counter(), []
+        with tqdm(total=round(duration, 2), desc=f"streaming {path.name}", unit="s", disable=not progress) as bar:
+            for chunk in chunks:
+                parts.append(chunk[0])
+                bar.update(min(chunk.shape[1] / rate, bar.total - bar.n))
+        seconds = time.perf_counter() - started
+        est = torch.cat(parts)[context.delay:][None]
+        if level != "raw":
+            est = fit_to_mixture(est, read_audio(path)[0][None])
+        if level == "peak":
+            est = peak_normalise(est)
+        return est, StreamReport(rtf=seconds * rate / est.shape[1], latency_ms=chunk_ms + 1000 * context.delay / rate,
+                                 lookahead=context.delay)
+
     def _local_file(self, path: str | Path, savedir: str | Path | None = None) -> Path:
         """``path`` itself, or what SpeechBrain's ``separate_file`` fetches for a hub or web path."""
         if Path(path).is_file():
@@ -259,10 +349,12 @@ class SepMambaSeparation(Pretrained):
                              f"({type(exc).__name__}: {exc})") from exc
 
     def separate_file(self, path: str | Path, savedir: str | Path | None = None, chunk_seconds: float | None = None,
-                      overlap_seconds: float | None = None, progress: bool = True) -> torch.Tensor:
+                      overlap_seconds: float | None = None, progress: bool = True,
+                      level: str = "mixture") -> torch.Tensor:
         """Separate an audio file: averaged to mono, resampled to the model's rate and the sources
-        resampled back, so they have the file's rate and exactly its length, and each source at its
-        level in the mixture (:func:`fit_to_mixture`, chunk by chunk for long files).
+        resampled back, so they have the file's rate and exactly its length, at the output ``level``
+        (by default each source at its level in the mixture: :func:`fit_to_mixture`, chunk by chunk for
+        long files).
 
         Parameters
         ----------
@@ -273,12 +365,15 @@ class SepMambaSeparation(Pretrained):
             Chunking of long files (defaults: the yaml's, else 30 s and 2 s).
         progress : bool
             A progress bar over the chunks.
+        level : {"mixture", "peak", "raw"}
+            The sources' output level (see the module docstring).
 
         Returns
         -------
         torch.Tensor
             [1, T, S] on the CPU, at the file's sample rate.
         """
+        _check_level(level)
         path = self._local_file(path, savedir)
         audio, rate = read_audio(path)
         model_rate = self.hparams.sample_rate
@@ -288,8 +383,9 @@ class SepMambaSeparation(Pretrained):
             mix = torchaudio.functional.resample(audio, rate, model_rate)
         chunk = chunk_seconds or getattr(self.hparams, "chunk_seconds", 30.0)
         overlap = overlap_seconds or getattr(self.hparams, "overlap_seconds", 2.0)
-        est = separate_in_chunks(self._separate_at_mixture_level, mix, int(chunk * model_rate),
-                                 int(overlap * model_rate), progress)
+        separate = self.separate_batch if level == "raw" else self._separate_at_mixture_level
+        est = separate_in_chunks(separate, mix, int(chunk * model_rate), int(overlap * model_rate), progress)
         if rate != model_rate:
             est = torchaudio.functional.resample(est.t(), model_rate, rate).t()
-        return fit_length(est.t(), audio.shape[-1]).t().unsqueeze(0)
+        est = fit_length(est.t(), audio.shape[-1]).t().unsqueeze(0)
+        return peak_normalise(est) if level == "peak" else est

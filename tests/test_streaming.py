@@ -311,6 +311,28 @@ def test_file_streaming_yields_the_offline_estimates(folders, name, tmp_path):
     assert model.separate_chunk(model.make_streaming_context(), chunk).shape == (1, 100, 2)
 
 
+def test_a_whole_file_separated_as_a_stream(folders, tmp_path):
+    """separate_file_as_stream: the streamed chunks without the look-ahead ("raw"), at the output level the
+    offline path gives ("mixture", "peak"), with its real-time factor and latency."""
+    from sepmamba_sb.inference import fit_to_mixture, peak_normalise
+
+    root, models = folders
+    model = load(models["paper"], tmp_path)
+    context = model.make_streaming_context()
+    chunks = torch.cat(list(model.separate_file_streaming(root / "mix.wav", chunk_ms=32, context=context)), 1)
+    raw, report = model.separate_file_as_stream(root / "mix.wav", chunk_ms=32, level="raw", progress=False)
+    assert torch.equal(raw, chunks[:, context.delay:]) and raw.shape == (1, 12000, 2)
+    assert report.lookahead == context.delay == 105 and report.latency_ms == pytest.approx(32 + 105 / 8)
+    assert 0 < report.rtf < 100
+    mix = torch.from_numpy(sf.read(str(root / "mix.wav"), dtype="float32")[0])[None]
+    fitted, _ = model.separate_file_as_stream(root / "mix.wav", progress=False)
+    assert torch.allclose(fitted, fit_to_mixture(raw, mix))
+    peak, _ = model.separate_file_as_stream(root / "mix.wav", level="peak", progress=False)
+    assert torch.allclose(peak, peak_normalise(fitted))
+    with pytest.raises(ValueError, match="level must be one of"):
+        model.separate_file_as_stream(root / "mix.wav", level="quiet")
+
+
 def test_file_streaming_errors(folders, tmp_path):
     root, models = folders
     with pytest.raises(ValueError, match="cannot stream.*bidirectional"):
@@ -341,6 +363,7 @@ def test_cli_stream_writes_the_offline_files_and_reports_speed(folders, tmp_path
     assert "--stream runs one stream per file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_streaming_benchmark_quick_run_writes_table_csv_and_readme_section(tmp_path):
     """benchmarks/streaming.py --quick: the table's shape, latencies that add the look-ahead, the README
     section (not the speed)."""
@@ -364,6 +387,7 @@ def test_streaming_benchmark_quick_run_writes_table_csv_and_readme_section(tmp_p
     assert "Smallest chunk with a real-time factor under 1" in md
 
 
+@pytest.mark.slow
 def test_profile_ops_profiles_one_stream_chunk():
     """benchmarks/profile_ops.py --stream-ms: the per-chunk profile of a causal model, grouped by kind."""
     done = subprocess.run([sys.executable, "benchmarks/profile_ops.py", "--models", "sepmamba-S-causal", "--stream-ms",
