@@ -1,8 +1,9 @@
 # Two commands do everything on a fresh machine (see README.md):
 #   make demo    set-up, build the MiniMix corpus, train a small SepMamba on the CPU, test, separate, pictures
-#   make test    set-up (.venv, pinned dependencies, the C++ kernel), then lint and the whole test suite
-# and: make bench (selective-scan benchmark), make configs (the configurations table),
-#      make efficiency (SepMamba vs SpeechBrain's separators; rewrites README.md's CPU table, ~40 min on 2 cores)
+#   make test    set-up (.venv, pinned dependencies, the C++ kernel), then lint, the whole test suite and the doctests
+# and: make test-fast (the same without the tests marked slow, those that start subprocesses),
+#      make bench (selective-scan benchmark), make configs (the configurations table),
+#      make efficiency (SepMamba vs SpeechBrain's separators; rewrites benchmarks/README.md's CPU table, ~40 min)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,7 +12,7 @@ PINS := torch==2.11.0 torchaudio==2.11.0 "speechbrain>=1.1,<1.2" hyperpyyaml "ru
 	-r recipes/WSJ0Mix/extra_requirements.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: setup build demo test lint bench configs efficiency clean
+.PHONY: setup build demo test test-fast lint bench configs efficiency clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +31,13 @@ build: setup
 lint: setup
 	$(VENV)/bin/ruff check sepmamba_sb tests benchmarks recipes
 
+TESTS := tests --doctest-modules sepmamba_sb
+
 test: build lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q $(TESTS)
+
+test-fast: build lint
+	$(PY) -m pytest -q -m "not slow" $(TESTS)
 
 demo: build
 	$(PY) recipes/MiniMix/demo.py --out demo
@@ -43,7 +49,7 @@ configs: build
 	$(PY) benchmarks/model_configs.py
 
 efficiency: build
-	$(PY) benchmarks/efficiency.py --readme README.md
+	$(PY) benchmarks/efficiency.py --readme benchmarks/README.md
 	$(PY) benchmarks/profile_ops.py --output benchmarks/results/profile-cpu.md
 
 clean:

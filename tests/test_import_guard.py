@@ -9,6 +9,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here starts Python subprocesses
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 # Runs a Mamba block on CPU and reports what the mamba_ssm import guard recorded.

@@ -66,6 +66,7 @@ def test_speechbrain_contract_models_are_profiled_through_the_wrapper():
     assert time_forward(model, 4000, repeats=3) > 0
 
 
+@pytest.mark.slow
 def test_peak_memory_sees_a_temporary_buffer():
     """In a process of its own, as track_memory_exactly changes malloc for the whole process."""
     code = (

@@ -100,7 +100,7 @@ def test_cpu_kernel_builds_here():
 @pytest.mark.parametrize("option", list(OPTIONS))
 @pytest.mark.parametrize("nstate", [1, 16])
 @pytest.mark.parametrize("batch", [1, 3])
-@pytest.mark.parametrize("length", [1, 2, 7, 1000, 4097])
+@pytest.mark.parametrize("length", [1, 2, 7, 1000, pytest.param(4097, marks=pytest.mark.slow)])  # a long oracle loop
 def test_matches_float64_oracle(backend, device, option, nstate, batch, length):
     inputs64, grad_out, ref_out, ref_grads = oracle_case(batch, length, nstate, option)
     inputs = {k: None if v is None else v.float() for k, v in inputs64.items()}
