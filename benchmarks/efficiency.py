@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/efficiency.py --readme README.md   # 4 s at 8 kHz, batch 1, CPU, all cores
+    python benchmarks/efficiency.py --readme benchmarks/README.md   # 4 s at 8 kHz, batch 1, CPU, all cores
     python benchmarks/efficiency.py --device cuda        # on a GPU
     python benchmarks/efficiency.py --quick --out /tmp/e # tiny sizes, < 3 min on 2 CPU cores (CI smoke test)
     python benchmarks/efficiency.py --models sepmamba-S sepformer --seconds 8 --batch 2 --threads 1

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/streaming.py --readme README.md     # S/M-causal, strict and paper, 1 and 2 threads
+    python benchmarks/streaming.py --readme benchmarks/README.md   # S/M-causal, strict and paper, 1 and 2 threads
     python benchmarks/streaming.py --device cuda          # on a GPU
     python benchmarks/streaming.py --flat-minutes 10      # also: RSS after 10 min of streaming vs after 10 s
     python benchmarks/streaming.py --quick --out /tmp/s   # tiny model and stream (CI smoke test)

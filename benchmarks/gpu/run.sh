@@ -6,8 +6,8 @@
 #   3. benchmarks/scan_speed.py and benchmarks/efficiency.py on CUDA.
 # If mamba-ssm does not import, steps 3 run with the reference scan and gpu.txt says so.
 # Results land in benchmarks/results: gpu.txt (the log), gpu_parity.json, scan_speed-cuda.md,
-# efficiency-cuda.{md,csv,png}, and README.md's efficiency-cuda section is rewritten; with $OUT set
-# (the device tool's folder) those files and README.md are copied there too.
+# efficiency-cuda.{md,csv,png}, and benchmarks/README.md's efficiency-cuda section is rewritten; with $OUT set
+# (the device tool's folder) those files and benchmarks/README.md are copied there too.
 set -uo pipefail
 RESULTS=benchmarks/results
 mkdir -p "$RESULTS"
@@ -27,9 +27,9 @@ else
 fi
 timeout 150 python3 benchmarks/scan_speed.py --device cuda --repeats 5 --output "$RESULTS/scan_speed-cuda.md" 2>&1 \
     | tee -a "$RESULTS/gpu.txt"
-timeout "${EFFICIENCY_SECONDS:-330}" python3 benchmarks/efficiency.py --device cuda --readme README.md \
+timeout "${EFFICIENCY_SECONDS:-330}" python3 benchmarks/efficiency.py --device cuda --readme benchmarks/README.md \
     ${EFFICIENCY_ARGS:-} 2>&1 | tee -a "$RESULTS/gpu.txt"
 if [ -n "${OUT:-}" ]; then
-  cp "$RESULTS"/gpu.txt "$RESULTS"/gpu_parity.json "$RESULTS"/scan_speed-cuda.md "$RESULTS"/efficiency-cuda.* README.md \
+  cp "$RESULTS"/gpu.txt "$RESULTS"/gpu_parity.json "$RESULTS"/scan_speed-cuda.md "$RESULTS"/efficiency-cuda.* benchmarks/README.md \
       "$OUT"/ 2>/dev/null
 fi
