@@ -29,6 +29,8 @@ setup(
         "numpy",
         "scipy",
         "pyroomacoustics>=0.7",  # sepmamba_sb.rooms: reverberant training mixtures
+        "pyloudnorm>=0.1",  # sepmamba_sb.noise: SNRs as BS.1770 loudness, as WHAM! measures them
+        "threadpoolctl>=3",  # sepmamba_sb.data.mixing: one BLAS thread per data-loader worker
     ],
     entry_points={"console_scripts": ["sepmamba-separate=sepmamba_sb.cli:main"]},
     extras_require={

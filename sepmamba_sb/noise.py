@@ -2,12 +2,12 @@
 
 :class:`NoiseSource` reads any folder of ``.wav`` noise (WHAM!'s ``wham_noise/tr``, ``cv`` or ``tt``,
 or a folder of one's own): each draw picks a file and a random stretch of it, loops a file shorter
-than needed, and scales the noise to an SNR drawn uniformly from a range. The SNR follows WHAM!'s
-generator: the first source's level over the noise's, drawn from U(-3, 6) dB (WHAM! measures levels
-as BS.1770 loudness, here as mean power; for reverberant mixtures WHAMR! keeps the anechoic source's
-SNR; dynamic mixing measures against the first source's target, its direct path when dereverberating).
-:func:`make_babble` writes babble noise (several other speakers talking at once) from
-speaker-labelled recordings, for machines without a noise corpus.
+than needed, and scales the noise to an SNR drawn uniformly from a range. The SNR is WHAM!'s: the
+BS.1770 loudness (:func:`loudness`, pyloudnorm's, as WHAM!'s generator measures it) of the louder
+source over the noise's, drawn from U(-3, 6) dB; the sources it is measured on are the anechoic ones
+(WHAMR! keeps the anechoic source's SNR for its reverberant mixtures). :func:`make_babble` writes
+babble noise (several other speakers talking at once) from speaker-labelled recordings, for machines
+without a noise corpus.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import pyloudnorm
 import torchaudio
 from tqdm import tqdm
 
@@ -25,6 +26,24 @@ from sepmamba_sb.audio import AUDIO_SUFFIX, audio_info, draw_speakers, read_audi
 def power(signal: np.ndarray) -> float:
     """Mean square of a signal (0 for an empty one)."""
     return float(np.mean(np.square(signal, dtype=np.float64))) if len(signal) else 0.0
+
+
+def loudness(signal: np.ndarray, sample_rate: int) -> float:
+    """ITU-R BS.1770 integrated loudness (LUFS) of a mono signal, with pyloudnorm, as WHAM!'s generator
+    measures it; -inf for silence. A signal shorter than BS.1770's 400 ms block has no such loudness:
+    its mean power in dB stands in (comparable between signals measured the same way).
+
+    Example
+    -------
+    >>> tone = np.sin(np.arange(8000) * 0.3)
+    >>> round(loudness(0.5 * tone, 8000) - loudness(tone, 8000), 2)
+    -6.02
+    """
+    signal = np.asarray(signal, dtype=np.float64)
+    if len(signal) <= round(0.4 * sample_rate):
+        level = power(signal)
+        return 10 * np.log10(level) if level > 0 else -np.inf
+    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(signal))
 
 
 class NoiseSource:
@@ -38,7 +57,8 @@ class NoiseSource:
     sample_rate : int
         Rate of the noise returned.
     snr : (float, float)
-        Range of the SNR in dB, drawn uniformly: the first source over the noise (WHAM!'s convention).
+        Range of the SNR in dB, drawn uniformly: the louder source's loudness over the noise's (WHAM!'s
+        convention).
 
     Raises
     ------
@@ -82,18 +102,20 @@ class NoiseSource:
         return noise[:length].astype(np.float64)
 
     def for_sources(self, sources: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-        """Noise for one mixture: as long as ``sources`` [S, T], at an SNR drawn from ``snr`` against
-        the first of them.
+        """Noise for one mixture: as long as ``sources`` [S, T] (the anechoic ones), at an SNR drawn from
+        ``snr``: the loudness of the loudest of them over the noise's (:func:`loudness`).
 
         Returns
         -------
         (np.ndarray, float)
-            The noise [T] (float32) and the SNR (dB) it was scaled to.
+            The noise [T] (float32) and the SNR (dB) it was scaled to (no noise when the sources or the
+            noise are silent).
         """
         snr = float(rng.uniform(*self.snr))
         noise = self.draw(rng, sources.shape[-1])
-        reference, level = power(sources[0]), power(noise)
-        gain = np.sqrt(reference / level / 10 ** (snr / 10)) if level > 0 and reference > 0 else 0.0
+        reference = max(loudness(source, self.sample_rate) for source in sources)
+        level = loudness(noise, self.sample_rate)
+        gain = 10 ** ((reference - snr - level) / 20) if np.isfinite(reference) and np.isfinite(level) else 0.0
         return (noise * gain).astype(np.float32), snr
 
 

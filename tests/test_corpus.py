@@ -98,6 +98,24 @@ def test_any_speaker_folder_becomes_a_corpus(tmp_path):
         build_corpus(tmp_path / "mine", splits, {"tr": 1, "cv": 1, "tt": 1}, files, licences)
 
 
+def test_recordings_beyond_full_scale_are_clipped_with_a_warning(tmp_path, caplog):
+    """A recording that overshoots full scale (as resampling can make one) is written clipped, as 16-bit
+    files hold it, and the log counts the samples."""
+    rng = np.random.default_rng(0)
+    for s in range(6):  # float wav files that exceed full scale
+        for u in range(2):
+            path = tmp_path / "voices" / f"spk{s}" / f"u{u}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(str(path), (rng.standard_normal(8000 * 3) * 0.8).astype("float32"), 8000, subtype="FLOAT")
+    files = list_speakers(tmp_path / "voices")
+    with caplog.at_level("WARNING", logger="sepmamba_sb.data.corpus"):
+        root = build_corpus(tmp_path / "corpus", split_speakers(list(files)), {"tr": 2, "cv": 1, "tt": 1}, files,
+                            {name: "test" for name in files})
+    assert "beyond full scale clipped" in caplog.text
+    audio, _ = sf.read(str(next((root / "raw" / "tr").rglob("*.wav"))), dtype="int16")
+    assert audio.max() == 32767 and audio.min() == -32768
+
+
 @pytest.mark.slow
 def test_command_lines_build_from_a_folder_and_from_fake_espeak(tmp_path, monkeypatch):
     """python -m sepmamba_sb.data --speakers-folder, and MiniMix's --espeak through a stand-in espeak-ng."""

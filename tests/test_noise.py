@@ -6,7 +6,7 @@ import soundfile as sf
 from conftest import write_speakers
 
 from sepmamba_sb.audio import list_speakers
-from sepmamba_sb.noise import NoiseSource, make_babble, power
+from sepmamba_sb.noise import NoiseSource, loudness, make_babble, power
 
 
 @pytest.fixture
@@ -21,19 +21,35 @@ def noise_folder(tmp_path):
     return folder
 
 
-def test_noise_has_the_length_and_the_drawn_snr_against_the_first_source(noise_folder):
+def test_noise_has_the_length_and_the_drawn_snr_as_wham_measures_it(noise_folder):
+    """WHAM!'s SNR: BS.1770 loudness (pyloudnorm) of the louder source over the noise's, within 0.1 LU,
+    whichever source is the louder and whatever the noise's spectrum."""
+    import pyloudnorm
+
+    meter = pyloudnorm.Meter(8000)
     source = NoiseSource(noise_folder, 8000, snr=(-3.0, 6.0))
     rng = np.random.default_rng(1)
-    sources = np.stack([rng.standard_normal(12000) * 0.1, rng.standard_normal(12000) * 0.3])
+    t = np.arange(12000)
+    speechlike = np.sin(2 * np.pi * 300 * t / 8000) * (1 + np.sin(2 * np.pi * 3 * t / 8000))  # not white
     snrs = []
-    for _ in range(30):
+    for k in range(30):
+        sources = np.stack([rng.standard_normal(12000) * 0.1, speechlike * 0.3])[:: 1 if k % 2 else -1]
+        louder = sources[int(np.argmax([meter.integrated_loudness(x) for x in sources]))]
         noise, snr = source.for_sources(sources, rng)
         assert noise.shape == (12000,) and noise.dtype == np.float32
-        assert 10 * np.log10(power(sources[0]) / power(noise)) == pytest.approx(snr, abs=1e-4)
+        assert meter.integrated_loudness(louder) - meter.integrated_loudness(noise.astype(np.float64)) == \
+            pytest.approx(snr, abs=0.1)
         snrs.append(snr)
     assert -3 <= min(snrs) < 0 and 3 < max(snrs) <= 6
     again = NoiseSource(noise_folder, 8000).for_sources(sources, np.random.default_rng(5))[0]
     assert np.array_equal(again, NoiseSource(noise_folder, 8000).for_sources(sources, np.random.default_rng(5))[0])
+
+
+def test_loudness_of_short_and_silent_signals():
+    """Under BS.1770's 400 ms block, the mean power in dB; silence is -inf."""
+    tone = np.sin(np.arange(3000) * 0.3)
+    assert loudness(tone, 8000) == pytest.approx(10 * np.log10(power(tone)))
+    assert loudness(np.zeros(8000), 8000) == -np.inf and loudness(np.zeros(100), 8000) == -np.inf
 
 
 def test_short_noise_is_looped_and_other_rates_resampled(noise_folder):

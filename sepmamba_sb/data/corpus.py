@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 SPLITS = ("tr", "cv", "tt")
 FORMAT_VERSION = 4  # bump when the output of a given manifest changes, so cached corpora are rebuilt
+NOISY_FORMAT_VERSION = 2  # the same for the WHAM!/WHAMR! layouts alone (2: WHAM!'s loudness SNR, WHAMR!'s levels)
 
 
 def _quiet_cut(audio: np.ndarray, target: int, window: int, frame: int) -> int:
@@ -77,7 +78,9 @@ def make_utterances(files_by_speaker: Mapping[str, list[Path]], out_dir: Path, s
                     rng: np.random.Generator, max_per_speaker: int | None = None) -> dict[str, list[Path]]:
     """Write each speaker's utterances to ``out_dir/<speaker>/<speaker>_<n>.wav`` (16-bit).
 
-    Empty recordings (some packages ship zero-length prompts) are left out with a warning.
+    Empty recordings (some packages ship zero-length prompts) are left out with a warning. Samples beyond
+    full scale (a recording at full scale can overshoot it when resampled) are clipped to it, as 16-bit
+    files hold them, with a warning that counts them.
 
     Returns
     -------
@@ -100,7 +103,11 @@ def make_utterances(files_by_speaker: Mapping[str, list[Path]], out_dir: Path, s
         written[speaker] = []
         for i, utterance in enumerate(utterances):
             path = folder / f"{speaker}_{i:04d}.wav"
-            write_audio(path, utterance, sample_rate, subtype="PCM_16")
+            beyond = int(np.count_nonzero(np.abs(utterance) > 1))
+            if beyond:
+                logger.warning("%s: %d sample(s) beyond full scale clipped (peak %.3g)", path, beyond,
+                               float(np.abs(utterance).max()))
+            write_audio(path, np.clip(utterance, -1.0, 1.0), sample_rate, subtype="PCM_16")
             written[speaker].append(path)
     return written
 
@@ -201,6 +208,8 @@ def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mappin
                 "recordings_digest": hashlib.sha1(sources.encode()).hexdigest(), "layout": layout,
                 "noise_folders": {k: str(v) for k, v in (noise_folders or {}).items()},
                 "rooms": None if rooms is None else {k: v for k, v in vars(rooms).items()}}
+    if layout != "wsj0mix":  # only noisy corpora change with it: clean ones keep their digest
+        manifest["noisy_version"] = NOISY_FORMAT_VERSION
     digest = hashlib.sha1(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
     done_file = root / "manifest.json"
     if done_file.exists() and json.loads(done_file.read_text()).get("digest") == digest:

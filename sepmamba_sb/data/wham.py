@@ -4,9 +4,10 @@ WHAM! (``layout="wham"``) writes, per split, ``s1``, ``s2``, ``noise``, ``mix_cl
 ``mix_single`` (s1 + noise) and ``mix_both`` (s1 + s2 + noise). WHAMR! (``layout="whamr"``) reverberates
 each source in a drawn room (:class:`sepmamba_sb.rooms.RoomSimulator`) and writes ``s1_anechoic``
 (the direct path, delayed and attenuated like the reverberant image), ``s1_reverb`` (the image), the
-same for each source, ``noise``, and ``mix_{clean,single,both}_{anechoic,reverb}``. The noise is at an
-SNR drawn against the first source (:class:`sepmamba_sb.noise.NoiseSource`; the anechoic one for
-WHAMR!). All files of a mixture share one gain so that no sample exceeds 0.9, as pywsj0-mix's "min"
+same for each source, ``noise``, and ``mix_{clean,single,both}_{anechoic,reverb}``; the rooms are WHAMR!'s
+(:class:`sepmamba_sb.rooms.RoomSimulator`'s default convention). The noise is at an SNR drawn against
+the louder source, by BS.1770 loudness (:class:`sepmamba_sb.noise.NoiseSource`; the anechoic sources
+for WHAMR!). All files of a mixture share one gain so that no sample exceeds 0.9, as pywsj0-mix's "min"
 mode does. Sources are cut to the shortest, as in WHAM!'s "min" version; files are 16-bit.
 """
 
@@ -61,7 +62,7 @@ def make_noisy_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, cou
             images, direct, _ = rooms.apply(dry, rng)
             versions = {"_anechoic": direct, "_reverb": images}
         parts = {f"s{i + 1}{suffix}": s for suffix, sources in versions.items() for i, s in enumerate(sources)}
-        noise_part, _ = noise.for_sources(next(iter(versions.values())), rng)  # against the dry or anechoic s1
+        noise_part, _ = noise.for_sources(next(iter(versions.values())), rng)  # against the dry or anechoic sources
         for suffix, sources in versions.items():
             parts[f"mix_clean{suffix}"] = sources.sum(axis=0)
             parts[f"mix_single{suffix}"] = sources[0] + noise_part
