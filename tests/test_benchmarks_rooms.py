@@ -17,15 +17,16 @@ def run(*args):
 
 
 def test_rooms_speed_table(tmp_path):
-    done = run("benchmarks/rooms_speed.py", "--items", "3", "--workers", "0", "1", "--rt60", "0.4",
+    done = run("benchmarks/rooms_speed.py", "--items", "2", "--workers", "0", "--seconds", "1",
                "--output", str(tmp_path / "speed.md"))
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line.split("|")[1:-1] for line in (tmp_path / "speed.md").read_text().splitlines()
             if line.startswith("| ") and not line.startswith("| rooms")]
-    assert [(r[0].strip(), r[1].strip()) for r in rows] == [("none", "0"), ("none", "1"), ("0.1-0.4 s", "0"),
-                                                           ("0.1-0.4 s", "1")]
+    assert [(r[0].strip(), r[1].strip()) for r in rows] == [
+        ("none", "0"), ("WHAMR! low, 0.1-0.3 s", "0"), ("WHAMR! medium, 0.2-0.6 s", "0"),
+        ("WHAMR! high, 0.4-1 s", "0"), ("WHAMR!'s three ranges, one drawn per room", "0")]
     assert all(float(r[2]) > 0 for r in rows)
-    assert run("benchmarks/rooms_speed.py", "--rt60", "0.05").returncode == 2
+    assert run("benchmarks/rooms_speed.py", "--items", "0").returncode == 2
 
 
 def test_reverb_comparison_table(trained_run, tiny_whamr_corpus, tmp_path):

@@ -21,8 +21,8 @@ def speaker_folder(tmp_path):
     return tmp_path / "si_tr_s"
 
 
-def dataset(folder, style, num_spks=2, **kwargs):
-    return dm.DynamicMixingDataset(folder, num_mixtures=12, num_spks=num_spks, sample_rate=8000, segment=8000,
+def dataset(folder, style, num_spks=2, segment=8000, **kwargs):
+    return dm.DynamicMixingDataset(folder, num_mixtures=12, num_spks=num_spks, sample_rate=8000, segment=segment,
                                    style=style, cache_folder=folder.parent / "cache", **kwargs)
 
 
@@ -124,31 +124,61 @@ def test_bad_folders_are_named(tmp_path):
 
 @pytest.mark.parametrize("style", dm.STYLES)
 def test_rooms_and_noise_make_reverberant_noisy_mixtures(speaker_folder, tmp_path, style):
-    """With rooms whose targets are the reverberant images and noise, the mixture minus the targets' sum
-    is the noise, at the drawn SNR; with direct-path targets the targets hold less energy than the
-    mixture's speech. Peaks stay bounded and items stay reproducible."""
-    from sepmamba_sb.noise import NoiseSource, power
+    """Noise at WHAM!'s SNR: without rooms, the mixture minus the targets' sum is the noise, 0 LU below the
+    louder target (pyloudnorm, within 0.1 LU). With rooms whose targets are the reverberant images, that
+    residual is the noise still; with direct-path targets, the targets hold less energy than the mixture's
+    speech. Peaks stay bounded and items reproducible."""
+    import pyloudnorm
+
+    from sepmamba_sb.noise import NoiseSource
     from sepmamba_sb.rooms import RoomSimulator
 
+    meter = pyloudnorm.Meter(8000)
     noise_folder = tmp_path / "noise"
     noise_folder.mkdir()
     sf.write(str(noise_folder / "n.wav"), np.random.default_rng(0).standard_normal(20000).astype("float32"), 8000)
-    rooms = RoomSimulator(8000, rt60=(0.3, 0.6), target="reverberant")
-    noisy = dataset(speaker_folder, style, rooms=rooms, noise=NoiseSource(noise_folder, 8000, snr=(0.0, 0.0)))
-    for i in range(4):
-        item = noisy[i]
-        sources = torch.stack([item["s1_sig"], item["s2_sig"]])
-        residual = item["mix_sig"] - sources.sum(0)
-        assert max(item["mix_sig"].abs().max(), sources.abs().max()) <= 0.9 + 1e-6
-        assert 10 * np.log10(power(sources[0].numpy()) / power(residual.numpy())) == pytest.approx(0.0, abs=0.05)
-    again = dataset(speaker_folder, style, rooms=rooms, noise=NoiseSource(noise_folder, 8000, snr=(0.0, 0.0)))
-    assert torch.equal(noisy[2]["mix_sig"], again[2]["mix_sig"])
+    for rooms in (None, RoomSimulator(8000, rt60=(0.3, 0.6), target="reverberant")):
+        noisy = dataset(speaker_folder, style, rooms=rooms, noise=NoiseSource(noise_folder, 8000, snr=(0.0, 0.0)))
+        for i in range(4):
+            item = noisy[i]
+            sources = torch.stack([item["s1_sig"], item["s2_sig"]]).double()
+            residual = (item["mix_sig"].double() - sources.sum(0)).numpy()
+            assert max(item["mix_sig"].abs().max(), sources.abs().max()) <= 0.9 + 1e-6
+            assert np.sqrt(np.mean(residual ** 2)) > 1e-3  # the noise is there
+            if rooms is None:
+                louder = max(meter.integrated_loudness(s) for s in sources.numpy())
+                assert louder - meter.integrated_loudness(residual) == pytest.approx(0.0, abs=0.1)
+        again = dataset(speaker_folder, style, rooms=rooms, noise=NoiseSource(noise_folder, 8000, snr=(0.0, 0.0)))
+        assert torch.equal(noisy[2]["mix_sig"], again[2]["mix_sig"])
     direct = dataset(speaker_folder, style, rooms=RoomSimulator(8000, rt60=(0.6, 0.6), target="direct"))
     item = direct[0]
     targets = torch.stack([item["s1_sig"], item["s2_sig"]])
     assert targets.square().sum() < 0.9 * item["mix_sig"].square().sum()  # the reverberation is not in them
     with pytest.raises(ValueError, match="rooms work at 16000 Hz, the mixtures at 8000 Hz"):
         dataset(speaker_folder, style, rooms=RoomSimulator(16000))
+
+
+@pytest.mark.parametrize("style", dm.STYLES)
+def test_max_mode_pads_to_the_longest_source(speaker_folder, style):
+    """pywsj0-mix's max mode: sources padded with silence to the longest instead of cut to the shortest."""
+    longest = dataset(speaker_folder, style, segment=20000, mode="max", speed_factors=[0.9, 1.1])
+    shortest = dataset(speaker_folder, style, segment=20000, speed_factors=[0.9, 1.1])
+    padded = 0
+    for i in range(6):
+        a, b = longest[i], shortest[i]
+        assert a["mix_sig"].shape[-1] >= b["mix_sig"].shape[-1]
+        if a["mix_sig"].shape[-1] > b["mix_sig"].shape[-1]:
+            assert min(a[f"s{s}_sig"][-50:].abs().max() for s in (1, 2)) == 0  # the shorter source was padded
+            padded += 1
+    assert padded >= 3
+    with pytest.raises(ValueError, match="mode must be one of"):
+        dataset(speaker_folder, style, mode="mean")
+
+
+def test_one_speaker_mixtures_for_enhancement(speaker_folder):
+    data = dataset(speaker_folder, "sepmamba", num_spks=1)
+    item = data[0]
+    assert sorted(item) == ["id", "mix_sig", "s1_sig"] and torch.allclose(item["mix_sig"], item["s1_sig"])
 
 
 def test_the_yaml_declaration_builds_the_dataset(speaker_folder, tmp_path):

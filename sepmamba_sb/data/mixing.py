@@ -30,12 +30,18 @@ to its number of utterances, and one of its utterances uniformly
   (:mod:`sepmamba_sb.augment`): with both, each voice becomes many pseudo-speakers of other pitch
   and formants. Both perturbations come before the level is measured.
 
+``mode`` is pywsj0-mix's: ``"min"`` cuts the sources to the shortest, ``"max"`` pads them with silence
+to the longest.
+
 Rooms and noise (``rooms``: a :class:`sepmamba_sb.rooms.RoomSimulator`; ``noise``: a
-:class:`sepmamba_sb.noise.NoiseSource`) come after the levels: each source is reverberated in one
-drawn room, the mixture is the sum of the reverberant images plus noise at a drawn SNR against the
-first target (as WHAMR! measures it against the anechoic source), and the targets are the room
-simulator's (direct path, early reflections or the whole image); the peak rule then applies to the
-mixture and the targets together.
+:class:`sepmamba_sb.noise.NoiseSource`) come after the levels, as in WHAMR!: each source is
+reverberated in one drawn room, its direct path keeping the level the mixing gave it; the mixture is the
+sum of the reverberant images plus noise at a drawn SNR against the louder anechoic source (WHAM!'s
+loudness convention); the targets are the room simulator's (direct path, early reflections or the whole
+image); the peak rule then applies to the mixture and the targets together. With rooms, each crop
+comes with up to the room simulator's longest RT60 of the utterance before it, perturbed alike and
+reverberated with it, then dropped: the crop starts in the reverberant field of the speech before it,
+as in WHAMR!, which reverberates whole utterances.
 
 Mixture ``i`` of epoch ``e`` is a function of (seed, e, i) only: runs are reproducible, data-loader
 workers need no seeding, and under DDP each rank (which gets its own indices from the distributed
@@ -45,6 +51,7 @@ sampler) makes different mixtures.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +64,19 @@ from sepmamba_sb.augment import change_speed, shift_formants
 logger = logging.getLogger(__name__)
 
 STYLES = ("speechbrain", "sepmamba")
+MODES = ("min", "max")
+
+
+def _one_thread_per_worker() -> None:
+    """In a data-loader worker (a process of its own), keep BLAS and pyroomacoustics to one thread: their
+    thread pools, spinning while idle, would otherwise fight the other workers for the cores (2 workers
+    made rooms slower than 1 on 2 cores)."""
+    import pyroomacoustics
+    from threadpoolctl import threadpool_limits
+
+    if pyroomacoustics.constants.get("num_threads") != 1:
+        threadpool_limits(1)
+        pyroomacoustics.constants.set("num_threads", 1)
 
 
 def read_activlev(path: str | Path) -> dict[str, float]:
@@ -117,6 +137,8 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         ``!name:sepmamba_sb.rooms.RoomSimulator`` (a factory taking no more arguments) is built here.
     noise : sepmamba_sb.noise.NoiseSource, optional
         Add noise to the mixtures (at ``sample_rate``); a ``!name:`` factory likewise.
+    mode : {"min", "max"}
+        Cut the sources to the shortest, or pad them to the longest (pywsj0-mix's modes).
 
     Example
     -------
@@ -135,9 +157,11 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
     def __init__(self, base_folder, num_mixtures: int, num_spks: int, sample_rate: int, segment: int,
                  style: str, cache_folder, seed: int = 1234, speaker_prefix: int | None = None,
                  activlev_file=None, speed_factors=(0.95, 1.0, 1.05), formant_factors=(1.0,), rooms=None,
-                 noise=None):
+                 noise=None, mode: str = "min"):
         if style not in STYLES:
             raise ValueError(f"dynamic mixing style must be one of {STYLES}, got {style!r}")
+        if mode not in MODES:
+            raise ValueError(f"dynamic mixing mode must be one of {MODES} (pywsj0-mix's), got {mode!r}")
         if not base_folder:
             raise ValueError("dynamic mixing needs a folder of single-speaker utterances: give it with "
                              "--base_folder_dm (e.g. /data/wsj0/si_tr_s), or pass --dynamic_mixing False")
@@ -158,7 +182,9 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
             if part is not None and part.sample_rate != sample_rate:
                 raise ValueError(f"dynamic mixing: {name} work at {part.sample_rate} Hz, the mixtures at "
                                  f"{sample_rate} Hz")
-        self.rooms, self.noise = rooms, noise
+        self.rooms, self.noise, self.mode = rooms, noise, mode
+        # with rooms, the speech before a crop, up to the longest RT60, is reverberated with it
+        self.lead = 0 if rooms is None else math.ceil(rooms.rt60[1] * sample_rate)
         self.epoch = 0
         logger.info("dynamic mixing (%s style): %d speakers, %d files in %s", style, len(self.speakers),
                     sum(map(len, self.speakers.values())), base_folder)
@@ -180,19 +206,23 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         return read_audio(path)[0].numpy()
 
     def __getitem__(self, index: int) -> dict:
+        if self.rooms is not None and torch.utils.data.get_worker_info() is not None:
+            _one_thread_per_worker()
         rng = np.random.default_rng([self.seed, self.epoch, index])
         drawn = draw_speakers(rng, self.speakers, self.num_spks)
         audio = [self._load(path) for _, path in drawn]
         if self.style == "speechbrain":
-            sources = self._speechbrain_style(audio, rng)
+            signals = self._speechbrain_style(audio, rng)
         else:
-            sources = self._paper_style(audio, [path for _, path in drawn], rng)
-        images = targets = np.stack(sources)
+            signals = self._paper_style(audio, [path for _, path in drawn], rng)
+        signals, leads = self._aligned(signals)
+        dry = np.stack([signal[lead:] for signal, lead in zip(signals, leads, strict=True)])
+        images = targets = dry
         if self.rooms is not None:
-            images, targets, _ = self.rooms.apply(sources, rng)
+            images, targets, _ = self.rooms.apply(signals, rng, lead_in=leads)
         mixture = images.sum(axis=0)
-        if self.noise is not None:
-            mixture = mixture + self.noise.for_sources(targets, rng)[0]  # SNR against the first target
+        if self.noise is not None:  # the dry sources have their anechoic images' levels
+            mixture = mixture + self.noise.for_sources(dry, rng)[0]
         mixture, *sources = limit_peaks([mixture, *targets], "normalise" if self.style == "speechbrain" else "wsj0")
         item = {"id": f"{'+'.join(name for name, _ in drawn)}_e{self.epoch}_{index}",
                 "mix_sig": torch.from_numpy(mixture)}
@@ -200,37 +230,96 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
             item[f"s{s + 1}_sig"] = torch.from_numpy(source)
         return item
 
+    def _aligned(self, signals: list[tuple[np.ndarray, int]]) -> tuple[list[np.ndarray], list[int]]:
+        """(lead-in + crop, lead-in length) per source -> the signals with the crops cut to the shortest
+        (``"min"``) or padded with silence to the longest (``"max"``), and the lead-in lengths."""
+        lengths = [len(signal) - lead for signal, lead in signals]
+        length = min(lengths) if self.mode == "min" else max(lengths)
+        out = [np.pad(signal, (0, max(0, lead + length - len(signal))))[:lead + length] for signal, lead in signals]
+        return out, [lead for _, lead in signals]
+
+    def _start(self, rng: np.random.Generator, available: int) -> tuple[int, int]:
+        """A crop's start in ``[0, available]``, and its lead-in: the samples before it, up to ``self.lead``."""
+        start = int(rng.integers(0, available + 1))
+        return start, min(start, self.lead)
+
     def _speechbrain_style(self, audio, rng):
-        length = min(min(len(a) for a in audio), self.segment)
+        length = min((min if self.mode == "min" else max)(len(a) for a in audio), self.segment)
         sources, first = [], None
         for a in audio:
-            start = int(rng.integers(0, len(a) - length + 1))
+            start, lead = self._start(rng, max(0, len(a) - length))
             crop = torch.from_numpy(a[start:start + length].copy())
             if first is None:
                 first = float(np.clip(rng.normal(-27.43, 2.57), -45, 0))
                 level = first
             else:
                 level = float(np.clip(first + rng.normal(-2.51, 2.66), -45, 0))
-            sources.append(rescale(crop, torch.tensor(length), level, scale="dB").numpy())
+            scaled = rescale(crop, torch.tensor(crop.shape[0]), level, scale="dB").numpy()
+            if lead:  # the lead-in at the crop's gain
+                gain = float(np.abs(scaled).sum() / max(float(crop.abs().sum()), 1e-12))
+                scaled = np.concatenate([a[start - lead:start] * gain, scaled]).astype(np.float32)
+            sources.append((scaled, lead))
         return sources
 
     def _paper_style(self, audio, files, rng):
         snrs = [rng.uniform(-2.5, 0.0), rng.uniform(0.0, 2.5)] + [0.0] * (self.num_spks - 2)
         sources = []
-        for a, path, snr in zip(audio, files, snrs, strict=True):
+        for a, path, snr in zip(audio, files, snrs[: self.num_spks], strict=True):
             if len(a) > self.segment:
-                start = int(rng.integers(0, len(a) - self.segment + 1))
-                a = a[start:start + self.segment]
+                start, lead = self._start(rng, len(a) - self.segment)
+                a = a[start - lead:start + self.segment]
             else:
-                a = np.pad(a, (0, self.segment - len(a)))
-            a = change_speed(a, float(rng.choice(self.speed_factors)), self.sample_rate)[: self.segment]
+                lead, a = 0, np.pad(a, (0, self.segment - len(a)))
+            factor = float(rng.choice(self.speed_factors))
+            a = change_speed(a, factor, self.sample_rate)
+            lead = round(lead / factor)  # where the crop starts after the speed change
+            a = a[: lead + self.segment]
             a = shift_formants(a, float(rng.choice(self.formant_factors)), self.sample_rate)
             if self.levels is not None:
                 if path.stem not in self.levels:
                     raise KeyError(f"dynamic mixing: {path.stem} (from {path}) is not in the activlev file")
                 level = self.levels[path.stem]
             else:
-                level = active_level(a, self.sample_rate)
-            sources.append(a / np.sqrt(level) * 10 ** (snr / 20))
-        length = min(len(a) for a in sources)
-        return [a[:length] for a in sources]
+                level = active_level(a[lead:], self.sample_rate)
+            sources.append((a / np.sqrt(level) * 10 ** (snr / 20), lead))
+        return sources
+
+
+def speed_perturbed(speed_perturb, targets: torch.Tensor, images: torch.Tensor | None = None,
+                    noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A static training mixture rebuilt after speed perturbation, keeping its noise and reverberation.
+
+    Each source is perturbed at its own random speed, its reverberant image at the same speed (one call
+    on both), all are cut to the shortest, and the mixture is the images' sum (the targets' when the
+    targets are the images) plus the noise, unperturbed, cut to that length: as SpeechBrain's WHAM! and
+    WHAMR! recipes rebuild it, re-adding the noise.
+
+    Parameters
+    ----------
+    speed_perturb : callable
+        [N, T] -> [N, T'], one random speed per call (SpeechBrain's ``SpeedPerturb``).
+    targets : torch.Tensor
+        [B, T, S].
+    images : torch.Tensor, optional
+        The sources' reverberant images [B, T, S], when the targets are their direct paths.
+    noise : torch.Tensor, optional
+        The mixtures' noise [B, T].
+
+    Returns
+    -------
+    (torch.Tensor, torch.Tensor)
+        The mixture [B, T'] and the targets [B, T', S].
+    """
+    batch = targets.shape[0]
+    perturbed_targets, perturbed_images = [], []
+    for s in range(targets.shape[-1]):
+        both = targets[..., s] if images is None else torch.cat([targets[..., s], images[..., s]])
+        both = speed_perturb(both)
+        perturbed_targets.append(both[:batch])
+        perturbed_images.append(both[batch:] if images is not None else both)
+    length = min(t.shape[-1] for t in perturbed_targets)
+    if noise is not None:
+        length = min(length, noise.shape[-1])
+    targets = torch.stack([t[:, :length] for t in perturbed_targets], dim=-1)
+    mix = sum(image[:, :length] for image in perturbed_images)
+    return (mix if noise is None else mix + noise[:, :length]), targets
