@@ -13,6 +13,7 @@ import json
 import math
 from pathlib import Path
 
+from sepmamba_sb.data.wsjmix import is_reverberant
 from sepmamba_sb.metrics import read_means
 
 HPARAMS_FILE = "hyperparams.yaml"
@@ -110,9 +111,10 @@ def training_conditions(hparams) -> str:
     which targets, the rooms and noise of its dynamic mixtures, and whether the model is causal (a recipe's
     hparams, or a Brain's: with ``modules``, the model's own configuration says whether it is causal)."""
     dataset, task = hparams.get("dataset", "wsj0mix"), hparams.get("task", "clean")
-    reverberant = task in ("reverberant", "noisy-reverberant")
+    reverberant = is_reverberant(dataset, task)
     kind = {"clean": "clean, anechoic", "noisy": "noisy, anechoic", "reverberant": "reverberant, noise-free",
-            "noisy-reverberant": "noisy and reverberant"}[task]
+            "noisy-reverberant": "noisy and reverberant",
+            "enhancement": "one speaker's noisy" + (" and reverberant" if dataset == "whamr" else "")}[task]
     text = f"Conditions: {kind} mixtures ({dataset}, task `{task}`)"
     if reverberant:
         text += ("; targets: the direct path (it separates and dereverberates)" if hparams.get("dereverberate", True)
@@ -121,10 +123,16 @@ def training_conditions(hparams) -> str:
     rooms, noise = hparams.get("dm_rooms"), hparams.get("dm_noise")
     if hparams.get("dynamic_mixing") and rooms:
         settings = getattr(rooms, "keywords", {})
-        extras.append(f"simulated rooms (RT60 {settings.get('rt60', 'default range')} s, target "
-                      f"{settings.get('target', 'direct')})")
+        if settings.get("reverb_params"):
+            kind = "WHAMR!'s official training rooms replayed"
+        elif settings.get("convention", "whamr") == "whamr":
+            kind = f"simulated rooms as WHAMR!'s (nominal RT60 {settings.get('rt60') or 'in its three ranges'} s"
+        else:
+            kind = f"simulated rooms (measured RT60 {settings.get('rt60') or '0.1-1.0'} s"
+        extras.append(f"{kind}{', ' if '(' in kind else ' ('}target {settings.get('target', 'direct')})")
     if hparams.get("dynamic_mixing") and noise:
-        extras.append(f"noise at {getattr(noise, 'keywords', {}).get('snr', 'the default')} dB SNR")
+        extras.append(f"noise at {getattr(noise, 'keywords', {}).get('snr', 'the default')} dB SNR (BS.1770 "
+                      "loudness)")
     if extras:
         text += "; dynamic mixtures with " + " and ".join(extras)
     # causality: the model's own configuration where the hparams hold its modules, else the yaml's

@@ -321,6 +321,7 @@ def test_model_card_states_the_training_conditions():
              "model_config": {"causal": True}, "strict_causal": True}
     assert training_conditions(whamr) == (
         "Conditions: noisy and reverberant mixtures (whamr, task `noisy-reverberant`); targets: the direct path "
-        "(it separates and dereverberates); dynamic mixtures with simulated rooms (RT60 [0.1, 1.0] s, target "
-        "direct) and noise at [-3, 6] dB SNR. Strictly causal model (no look-ahead).")
+        "(it separates and dereverberates); dynamic mixtures with simulated rooms as WHAMR!'s (nominal RT60 "
+        "[0.1, 1.0] s, target direct) and noise at [-3, 6] dB SNR (BS.1770 loudness). Strictly causal model "
+        "(no look-ahead).")
     assert "keeping the reverberation" in training_conditions({**whamr, "dereverberate": False})

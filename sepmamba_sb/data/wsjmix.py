@@ -8,6 +8,10 @@ Reads ``<data_folder>/wav{8,16}k/{min,max}/{tr,cv,tt}/{mix,s1,s2[,s3]}/*.wav`` a
 (``ID, duration, mix_wav, mix_wav_format, mix_wav_opts, s1_wav, ...``); paths are written relative to
 ``$data_root`` (the recipe replaces it with ``data_folder``), so the CSVs survive moving the data.
 
+For noisy tasks the CSVs also name each mixture's noise (``noise_wav``), and for reverberant mixtures
+with direct-path targets each source's reverberant image (``s<i>_image_wav``): what a static training
+mixture is rebuilt from after speed perturbation (:func:`sepmamba_sb.data.mixing.speed_perturbed`).
+
 Every file is checked once: a mixture without its sources, a source folder the number of speakers
 does not expect, a file at the wrong sample rate or one that cannot be read are errors that name
 the file. When all three CSVs exist the work is skipped (delete them to prepare again).
@@ -29,36 +33,67 @@ logger = logging.getLogger(__name__)
 
 SPLITS = ("tr", "cv", "tt")
 DATASETS = ("wsj0mix", "wham", "whamr")
-TASKS = ("clean", "noisy", "reverberant", "noisy-reverberant")
+TASKS = ("clean", "noisy", "reverberant", "noisy-reverberant", "enhancement")
+
+
+def is_reverberant(dataset: str, task: str) -> bool:
+    """Whether ``dataset``'s ``task`` separates reverberant mixtures (WHAMR!'s enhancement does)."""
+    return task in ("reverberant", "noisy-reverberant") or (task == "enhancement" and dataset == "whamr")
+
+
+def is_noisy(task: str) -> bool:
+    """Whether ``task``'s mixtures hold noise."""
+    return task in ("noisy", "noisy-reverberant", "enhancement")
 
 
 def folders_for(dataset: str, task: str, dereverberate: bool, num_spks: int) -> tuple[str, list[str]]:
     """The mixture folder and the source folders that ``dataset``'s ``task`` reads.
 
     - ``wsj0mix``: ``mix`` and ``s1..`` (the task must be ``clean``);
-    - ``wham``: ``mix_clean`` (``clean``) or ``mix_both`` (``noisy``), and ``s1..``;
+    - ``wham``: ``mix_clean`` (``clean``), ``mix_both`` (``noisy``) or ``mix_single`` (``enhancement``:
+      one speaker and noise, ``num_spks`` 1), and ``s1..``;
     - ``whamr``: ``mix_clean_anechoic`` / ``mix_both_anechoic`` (``clean`` / ``noisy``),
-      ``mix_clean_reverb`` (``reverberant``) or ``mix_both_reverb`` (``noisy-reverberant``); the
-      sources ``s1_anechoic..`` (the direct path: separate and dereverberate) or, for reverberant
-      mixtures with ``dereverberate=False``, ``s1_reverb..``.
+      ``mix_clean_reverb`` (``reverberant``), ``mix_both_reverb`` (``noisy-reverberant``) or
+      ``mix_single_reverb`` (``enhancement``); the sources ``s1_anechoic..`` (the direct path: separate
+      and dereverberate) or, for reverberant mixtures with ``dereverberate=False``, ``s1_reverb..``.
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    reverberant = task in ("reverberant", "noisy-reverberant")
+    reverberant = is_reverberant(dataset, task)
     if (dataset == "wsj0mix" and task != "clean") or (dataset == "wham" and reverberant):
         raise ValueError(f"the {dataset} dataset has no {task} mixtures: use "
                          f"{'wham (noisy) or ' if dataset == 'wsj0mix' else ''}whamr (reverberant)")
+    if (task == "enhancement") != (num_spks == 1):
+        raise ValueError(f"task {task!r} with num_spks {num_spks}: the enhancement task (mix_single) has one "
+                         "speaker, the others two or three")
     sources = [f"s{i + 1}" for i in range(num_spks)]
     if dataset == "wsj0mix":
         return "mix", sources
-    noisy = "both" if task.startswith("noisy") else "clean"
+    noisy = {"noisy": "both", "noisy-reverberant": "both", "enhancement": "single"}.get(task, "clean")
     if dataset == "wham":
         return f"mix_{noisy}", sources
     mixture = f"mix_{noisy}_{'reverb' if reverberant else 'anechoic'}"
     kind = "reverb" if reverberant and not dereverberate else "anechoic"
     return mixture, [f"{s}_{kind}" for s in sources]
+
+
+def static_folders(dataset: str, task: str, dereverberate: bool, num_spks: int) -> dict[str, str]:
+    """What a static mixture is rebuilt from after speed perturbation, besides its targets: column name
+    -> folder. ``noise`` for noisy tasks; ``s<i>_image`` (the reverberant images ``s<i>_reverb``) for
+    reverberant mixtures with direct-path targets."""
+    extra = {"noise": "noise"} if is_noisy(task) and dataset != "wsj0mix" else {}
+    if is_reverberant(dataset, task) and dereverberate:
+        extra.update({f"s{i + 1}_image": f"s{i + 1}_reverb" for i in range(num_spks)})
+    return extra
+
+
+def noise_folder(data_folder: str | Path, sample_rate: int, mode: str, split: str = "tr") -> Path:
+    """``<data_folder>/wav{sample_rate//1000}k/<mode>/<split>/noise``: a WHAM!/WHAMR! split's noise, at the
+    recipe's rate (what a recipe yaml's ``dm_noise`` reads; :class:`sepmamba_sb.noise.NoiseSource` names
+    a missing folder)."""
+    return split_folder(data_folder, sample_rate, mode, split) / "noise"
 
 
 def split_folder(data_folder: Path, sample_rate: int, mode: str, split: str) -> Path:
@@ -78,10 +113,15 @@ def _audio_info(path: Path, sample_rate: int) -> float:
 
 
 def split_rows(data_folder: Path, split: str, num_spks: int, sample_rate: int, mode: str, mix_folder: str = "mix",
-               source_folders: list[str] | None = None) -> list[dict]:
+               source_folders: list[str] | None = None, extra_folders: dict[str, str] | None = None,
+               all_speakers: bool = True) -> list[dict]:
     """Check one split and return its CSV rows (sorted by ID): ``mix_wav`` from ``mix_folder``,
-    ``s<i>_wav`` from ``source_folders[i-1]`` (default ``s1``, ``s2``...)."""
+    ``s<i>_wav`` from ``source_folders[i-1]`` (default ``s1``, ``s2``...), and ``<name>_wav`` from each
+    folder of ``extra_folders`` (name -> folder). ``all_speakers``: the mixtures hold ``num_spks``
+    speakers, so a source folder beyond them means other data (False: one speaker's mixtures of a
+    two-speaker corpus, WHAM!'s ``mix_single``)."""
     source_folders = source_folders or [f"s{i + 1}" for i in range(num_spks)]
+    extra_folders = extra_folders or {}
     folder = split_folder(data_folder, sample_rate, mode, split)
     if not folder.is_dir():
         raise FileNotFoundError(
@@ -89,10 +129,10 @@ def split_rows(data_folder: Path, split: str, num_spks: int, sample_rate: int, m
             f"{{tr,cv,tt}} as pywsj0-mix writes it (e.g. /data/wsj0-mix/{num_spks}speakers)"
         )
     extra = folder / f"s{num_spks + 1}"
-    if extra.is_dir():
+    if all_speakers and extra.is_dir():
         raise ValueError(f"{extra} exists, but num_spks is {num_spks}: this looks like "
                          f"{num_spks + 1}-speaker data; set num_spks (and the data_folder) consistently")
-    for name in [mix_folder, *source_folders]:
+    for name in [mix_folder, *source_folders, *extra_folders.values()]:
         if not (folder / name).is_dir():
             there = sorted(p.name for p in folder.iterdir() if p.is_dir())
             raise FileNotFoundError(f"{folder / name} does not exist (the split holds {there}): is data_folder the "
@@ -105,12 +145,14 @@ def split_rows(data_folder: Path, split: str, num_spks: int, sample_rate: int, m
     for mix in mixtures:
         row = {"ID": mix.stem, "duration": f"{_audio_info(mix, sample_rate):.4f}"}
         entries = [("mix", mix)]
-        for s, name in enumerate(source_folders, 1):
-            source = folder / name / mix.name
+        parts = [(f"s{s}", f"source {name}") for s, name in enumerate(source_folders, 1)]
+        parts += [(column, name) for column, name in extra_folders.items()]
+        for column, what in parts:
+            source = folder / what.removeprefix("source ") / mix.name
             if not source.is_file():
-                raise FileNotFoundError(f"mixture {mix} has no source {name}: {source} is missing")
+                raise FileNotFoundError(f"mixture {mix} has no {what}: {source} is missing")
             _audio_info(source, sample_rate)
-            entries.append((f"s{s}", source))
+            entries.append((column, source))
         for name, path in entries:
             row[f"{name}_wav"] = "$data_root/" + path.relative_to(root).as_posix()
             row[f"{name}_wav_format"] = "wav"
@@ -132,7 +174,7 @@ def prepare_wsjmix(data_folder: str | Path, save_folder: str | Path, num_spks: i
     save_folder : str or Path
         Where the CSVs go.
     num_spks : int
-        2 or 3.
+        2 or 3 (1 for the enhancement task).
     sample_rate : int
         8000 or 16000 (selects ``wav8k`` / ``wav16k``; every file must be at this rate).
     mode : {"min", "max"}
@@ -141,16 +183,17 @@ def prepare_wsjmix(data_folder: str | Path, save_folder: str | Path, num_spks: i
         Do nothing (the CSVs are given).
     dataset : {"wsj0mix", "wham", "whamr"}
         The layout of ``data_folder``.
-    task : {"clean", "noisy", "reverberant", "noisy-reverberant"}
-        Which mixtures to separate (:func:`folders_for`).
+    task : {"clean", "noisy", "reverberant", "noisy-reverberant", "enhancement"}
+        Which mixtures to separate (:func:`folders_for`; also the columns of :func:`static_folders`).
     dereverberate : bool
         WHAMR!'s reverberant tasks: direct-path targets (True) or the reverberant images.
     """
     if skip_prep:
         return
     mix_folder, source_folders = folders_for(dataset, task, dereverberate, num_spks)
-    if num_spks not in (2, 3):
-        raise ValueError(f"num_spks must be 2 or 3 for wsj0-mix, got {num_spks}")
+    extra_folders = static_folders(dataset, task, dereverberate, num_spks)
+    if num_spks not in (1, 2, 3):
+        raise ValueError(f"num_spks must be 2 or 3 for wsj0-mix (1 for enhancement), got {num_spks}")
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
     data_folder, save_folder = Path(data_folder), Path(save_folder)
@@ -163,7 +206,8 @@ def prepare_wsjmix(data_folder: str | Path, save_folder: str | Path, num_spks: i
         return
     save_folder.mkdir(parents=True, exist_ok=True)
     for split, path in csvs.items():
-        rows = split_rows(data_folder, split, num_spks, sample_rate, mode, mix_folder, source_folders)
+        rows = split_rows(data_folder, split, num_spks, sample_rate, mode, mix_folder, source_folders, extra_folders,
+                          all_speakers=task != "enhancement")
         tmp = path.with_suffix(".csv.tmp")
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -191,7 +235,7 @@ def check_rooms_match_targets(rooms: RoomSimulator | None, dataset: str, task: s
     """
     if dataset == "wsj0mix":
         return  # clean cv/tt: rooms, if any, are augmentation
-    reverberant = task in ("reverberant", "noisy-reverberant")
+    reverberant = is_reverberant(dataset, task)
     if rooms is None:
         if reverberant:
             logger.warning("task %s has reverberant mixtures but dm_rooms is null: the dynamic mixtures are "

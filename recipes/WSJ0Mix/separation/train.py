@@ -23,6 +23,7 @@ Multi-GPU: ``torchrun --nproc_per_node=N train.py hparams/sepmamba.yaml ...``.
 
 from __future__ import annotations
 
+import csv
 import logging
 import sys
 import time
@@ -37,7 +38,8 @@ from tqdm import tqdm
 
 from sepmamba_sb import runs
 from sepmamba_sb.audio import write_audio
-from sepmamba_sb.data.wsjmix import check_rooms_match_targets, prepare_wsjmix
+from sepmamba_sb.data.mixing import speed_perturbed
+from sepmamba_sb.data.wsjmix import check_rooms_match_targets, prepare_wsjmix, static_folders
 from sepmamba_sb.lobes import as_separator
 from sepmamba_sb.metrics import score_utterance, write_results
 
@@ -53,23 +55,19 @@ class Separation(sb.Brain):
         """The modules as one separator, [B, T] -> [B, T, S] (built on use: DDP may have wrapped them)."""
         return as_separator(self.modules, self.hparams.num_spks)
 
-    def compute_forward(self, mix, targets, stage):
-        """mix: [B, T]; targets: [B, T, S]. Returns (estimates, targets), both [B, T', S]."""
+    def compute_forward(self, mix, targets, stage, images=None, noise=None):
+        """mix: [B, T]; targets: [B, T, S]; with static speed perturbation, the sources' reverberant images
+        [B, T, S] and the noise [B, T] the mixture is rebuilt from. Returns (estimates, targets), both
+        [B, T', S]."""
         mix, targets = mix.to(self.device), targets.to(self.device)
         if stage == sb.Stage.TRAIN:
             with torch.no_grad():
                 if self.hparams.use_speedperturb:
-                    targets = self.speed_perturb_sources(targets)
-                    mix = targets.sum(-1)
+                    images, noise = (None if x is None else x.to(self.device) for x in (images, noise))
+                    mix, targets = speed_perturbed(self.hparams.speed_perturb, targets, images, noise)
                 if self.hparams.limit_training_signal_len:
                     mix, targets = self.crop(mix, targets)
         return self.separator(mix), targets
-
-    def speed_perturb_sources(self, targets):
-        """Each source at its own random speed (SpeechBrain's SpeedPerturb), cut to the shortest."""
-        sources = [self.hparams.speed_perturb(targets[..., i]) for i in range(targets.shape[-1])]
-        length = min(s.shape[-1] for s in sources)
-        return torch.stack([s[:, :length] for s in sources], dim=-1)
 
     def crop(self, mix, targets):
         """One random window of ``training_signal_len`` samples for the whole batch."""
@@ -88,12 +86,22 @@ class Separation(sb.Brain):
         targets = torch.stack([getattr(batch, f"s{i + 1}_sig")[0] for i in range(num_spks)], dim=-1)
         return mix, targets
 
+    @staticmethod
+    def static_parts(batch, num_spks):
+        """(images [B, T, S] or None, noise [B, T] or None): what a static training batch holds to rebuild
+        its mixtures from after speed perturbation (:func:`dataio_prep`)."""
+        images = None
+        if hasattr(batch, "s1_image_sig"):
+            images = torch.stack([getattr(batch, f"s{i + 1}_image_sig")[0] for i in range(num_spks)], dim=-1)
+        return images, batch.noise_sig[0] if hasattr(batch, "noise_sig") else None
+
     def fit_batch(self, batch):
         """One step; examples already better than ``threshold`` and non-finite or too large losses
         are left out (the latter counted), gradients clipped to ``clip_grad_norm``."""
         mix, targets = self.batch_signals(batch, self.hparams.num_spks)
+        images, noise = self.static_parts(batch, self.hparams.num_spks)
         with self.training_ctx:
-            predictions, targets = self.compute_forward(mix, targets, sb.Stage.TRAIN)
+            predictions, targets = self.compute_forward(mix, targets, sb.Stage.TRAIN, images, noise)
             loss = self.compute_objectives(predictions, targets)
             if self.hparams.threshold_byloss:
                 loss = loss[loss > self.hparams.threshold]  # also drops NaN
@@ -197,8 +205,16 @@ class Separation(sb.Brain):
         return means
 
 
-def dataio_prep(hparams):
-    """SpeechBrain datasets from the prepared CSVs (mixture and source signals)."""
+def dataio_prep(hparams, layout):
+    """SpeechBrain datasets from the prepared CSVs: mixture and source signals, and, for training on static
+    mixtures with speed perturbation, the noise and reverberant images they are rebuilt from
+    (:func:`sepmamba_sb.data.wsjmix.static_folders`).
+
+    Raises
+    ------
+    ValueError
+        When the training CSV lacks those columns (prepared by an older version: delete the CSVs).
+    """
     signals = ["mix"] + [f"s{i + 1}" for i in range(hparams["num_spks"])]
     datasets = []
     for key in ("train_data", "valid_data", "test_data"):
@@ -208,6 +224,19 @@ def dataio_prep(hparams):
         sb.dataio.dataset.add_dynamic_item(datasets, sb.dataio.dataio.read_audio, takes=[f"{name}_wav"],
                                            provides=[f"{name}_sig"])
     sb.dataio.dataset.set_output_keys(datasets, ["id"] + [f"{name}_sig" for name in signals])
+    static = []
+    if hparams["use_speedperturb"] and not hparams["dynamic_mixing"]:
+        static = list(static_folders(num_spks=hparams["num_spks"], **layout))
+    with open(hparams["train_data"], newline="", encoding="utf-8") as f:
+        columns = next(csv.reader(f))
+    missing = [f"{name}_wav" for name in static if f"{name}_wav" not in columns]
+    if missing:
+        raise ValueError(f"{hparams['train_data']} has no {missing}, which speed perturbation rebuilds the noisy "
+                         "or reverberant mixtures from: delete the CSVs in save_folder to prepare them again")
+    for name in static:
+        sb.dataio.dataset.add_dynamic_item([datasets[0]], sb.dataio.dataio.read_audio, takes=[f"{name}_wav"],
+                                           provides=[f"{name}_sig"])
+    sb.dataio.dataset.set_output_keys([datasets[0]], ["id"] + [f"{name}_sig" for name in signals + static])
     return datasets
 
 
@@ -243,11 +272,15 @@ def main(argv):
         "num_spks": hparams["num_spks"], "sample_rate": hparams["sample_rate"], "mode": hparams["mix_mode"],
         "skip_prep": hparams["skip_prep"], **layout,
     })
-    train_data, valid_data, test_data = dataio_prep(hparams)
+    train_data, valid_data, test_data = dataio_prep(hparams, layout)
     train_loader_kwargs = dict(hparams["train_dataloader_opts"])
     if hparams["dynamic_mixing"]:
         train_data = dynamic_mixing(hparams, len(train_data))
         check_rooms_match_targets(train_data.rooms, **layout)
+        if hparams["use_speedperturb"] and (train_data.rooms is not None or train_data.noise is not None):
+            raise ValueError("use_speedperturb rebuilds each mixture as the sum of its perturbed sources, which would "
+                             "drop the dynamic mixtures' rooms and noise: set it False and perturb the speed in the "
+                             "dynamic mixing (dm_speed_factors)")
         train_loader_kwargs["collate_fn"] = sb.dataio.batch.PaddedBatch
     separator = Separation(modules=hparams["modules"], opt_class=hparams["optimizer"], hparams=hparams,
                            run_opts=run_opts, checkpointer=hparams["checkpointer"])
