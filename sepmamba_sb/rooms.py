@@ -364,8 +364,7 @@ class RoomSimulator:
         energy = np.mean(np.square(part[:count * window]).reshape(count, window), axis=1)
         seconds = (np.arange(count) + 0.5) * window / self.sample_rate
         t, level = seconds[count // 3:], 10 * np.log10(energy[count // 3:] + 1e-30)
-        # the least-squares slope in closed form, in dB per second (np.polyfit would call LAPACK, whose
-        # thread pool slows data-loader workers down by spinning while another worker runs)
+        # the least-squares slope, in dB per second
         slope = float(np.sum((t - t.mean()) * (level - level.mean())) / np.sum(np.square(t - t.mean())))
         rt60 = -60.0 / slope if slope < 0 else nominal
         return float(np.clip(rt60, 0.2 * nominal, nominal))
@@ -420,11 +419,13 @@ class RoomSimulator:
         images, targets = [], []
         for source, lead, h, aim, d in zip(sources, leads, responses, target_responses, direct_responses, strict=True):
             source = np.asarray(source[:lead + length], dtype=np.float64)
-            direct = fftconvolve(source, d)[lead:lead + length]
-            dry = source[lead:]
-            gain = math.sqrt(np.dot(dry, dry) / np.dot(direct, direct)) if np.dot(direct, direct) > 0 else 0.0
-            images.append(gain * fftconvolve(source, h)[lead:lead + length])
-            targets.append(gain * fftconvolve(source, aim)[lead:lead + length])
+            image, direct = (fftconvolve(source, response)[lead:lead + length] for response in (h, d))
+            # the target is the image or the direct path, except for early reflections
+            target = image if aim is h else direct if aim is d else fftconvolve(source, aim)[lead:lead + length]
+            dry, energy = source[lead:], float(np.dot(direct, direct))
+            gain = math.sqrt(float(np.dot(dry, dry)) / energy) if energy > 0 else 0.0
+            images.append(gain * image)
+            targets.append(gain * target)
         return np.stack(images).astype(np.float32), np.stack(targets).astype(np.float32), room
 
 
