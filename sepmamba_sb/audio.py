@@ -8,6 +8,7 @@ Errors name the file or folder.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -17,6 +18,8 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio
+
+logger = logging.getLogger(__name__)
 
 AUDIO_SUFFIX = ".wav"
 PEAK = 0.9  # the largest sample a mixture or source may have after mixing (pywsj0-mix's and SpeechBrain's)
@@ -169,7 +172,9 @@ def list_speakers(root: str | Path, speaker_prefix: int | None = None) -> dict[s
     The speaker is the first folder below ``root`` (``root/<speaker>/**/*.wav``, as WSJ0's ``si_tr_s``
     and LibriSpeech lay them out; files directly in ``root`` count as a speaker named after ``root``),
     or the first ``speaker_prefix`` characters of the file name when given (WSJ0 utterance IDs start
-    with the 3-character speaker ID).
+    with the 3-character speaker ID). Symbolic links to folders are followed (a corpus is often a
+    folder of links to speaker folders elsewhere), each real folder once, so a link back up the tree
+    cannot loop. The log says how many speakers and files were found where.
 
     Raises
     ------
@@ -182,7 +187,15 @@ def list_speakers(root: str | Path, speaker_prefix: int | None = None) -> dict[s
     if not root.is_dir():
         raise FileNotFoundError(f"speaker folder {root} does not exist")
     speakers: dict[str, list[Path]] = {}
-    for folder, _, files in os.walk(root):
+    visited: set[tuple[int, int]] = set()
+    links = 0
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        status = os.stat(folder)
+        if (status.st_dev, status.st_ino) in visited:  # a link to a folder already read: a cycle or a repeat
+            subfolders.clear()
+            continue
+        visited.add((status.st_dev, status.st_ino))
+        links += sum(os.path.islink(os.path.join(folder, name)) for name in subfolders)
         relative = Path(folder).relative_to(root).parts
         for name in files:
             if name.lower().endswith(AUDIO_SUFFIX):
@@ -190,15 +203,17 @@ def list_speakers(root: str | Path, speaker_prefix: int | None = None) -> dict[s
                 speakers.setdefault(speaker, []).append(Path(folder) / name)
     if not speakers:
         raise ValueError(f"speaker folder {root} holds no {AUDIO_SUFFIX} files")
+    logger.info("%s: %d speakers, %d files (%d linked folders followed)", root, len(speakers),
+                sum(map(len, speakers.values())), links)
     return {k: sorted(v) for k, v in sorted(speakers.items())}
 
 
-def draw_speakers(rng: np.random.Generator, speakers: Mapping[str, Sequence[Path]],
-                  num_spks: int) -> list[tuple[str, Path]]:
-    """Draw ``num_spks`` distinct speakers and one utterance of each.
+SPEAKER_WEIGHTS = ("files", "uniform")
 
-    Speakers are drawn in proportion to their number of utterances (as drawing utterances uniformly
-    would), without repeats; the utterance uniformly among theirs.
+
+def draw_speakers(rng: np.random.Generator, speakers: Mapping[str, Sequence[Path]],
+                  num_spks: int, weights: str = "files") -> list[tuple[str, Path]]:
+    """Draw ``num_spks`` distinct speakers and one utterance of each.
 
     Parameters
     ----------
@@ -208,17 +223,23 @@ def draw_speakers(rng: np.random.Generator, speakers: Mapping[str, Sequence[Path
         Speaker -> utterances (as :func:`list_speakers` returns).
     num_spks : int
         Speakers per draw.
+    weights : {"files", "uniform"}
+        Speakers drawn in proportion to their number of utterances (as drawing utterances uniformly
+        would), or all equally often (a voice with few recordings then counts as much as one with
+        many); without repeats either way. The utterance is drawn uniformly among the speaker's.
 
     Returns
     -------
     list of (str, Path)
         (speaker, utterance) pairs.
     """
+    if weights not in SPEAKER_WEIGHTS:
+        raise ValueError(f"speaker weights must be one of {SPEAKER_WEIGHTS}, got {weights!r}")
     names = sorted(speakers)
     if len(names) < num_spks:
         raise ValueError(f"{num_spks}-speaker mixtures need {num_spks} distinct speakers; there are "
                          f"{len(names)}: {names}")
-    counts = np.array([len(speakers[name]) for name in names], dtype=float)
+    counts = np.array([len(speakers[name]) if weights == "files" else 1 for name in names], dtype=float)
     chosen = rng.choice(len(names), size=num_spks, replace=False, p=counts / counts.sum())
     return [(names[i], speakers[names[i]][rng.integers(len(speakers[names[i]]))]) for i in chosen]
 
