@@ -221,3 +221,107 @@ def test_formant_factors_perturb_each_source_and_one_keeps_it(speaker_folder):
     assert torch.allclose(shifted["mix_sig"], shifted["s1_sig"] + shifted["s2_sig"], atol=1e-6)
     with pytest.raises(ValueError, match="formant_factors is empty"):
         dataset(speaker_folder, "sepmamba", formant_factors=[])
+
+
+def test_linked_speaker_folders_are_followed_once(tmp_path, caplog):
+    """A corpus assembled from links to speaker folders keeps every speaker; a link back up the tree
+    (a cycle) and a second link to the same folder are read once; the log says what was found."""
+    import logging
+
+    for speaker in ("a", "b", "c"):
+        path = tmp_path / "elsewhere" / speaker / "u.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), np.zeros(100, dtype="float32"), 8000)
+    corpus = tmp_path / "corpus"
+    (corpus / "d").mkdir(parents=True)
+    sf.write(str(corpus / "d" / "u.wav"), np.zeros(100, dtype="float32"), 8000)
+    for speaker in ("a", "b", "c"):
+        (corpus / speaker).symlink_to(tmp_path / "elsewhere" / speaker, target_is_directory=True)
+    (corpus / "d" / "loop").symlink_to(corpus, target_is_directory=True)  # a cycle
+    with caplog.at_level(logging.INFO, logger="sepmamba_sb.audio"):
+        speakers = list_speakers(corpus)
+    assert {k: len(v) for k, v in speakers.items()} == {"a": 1, "b": 1, "c": 1, "d": 1}
+    assert "4 speakers, 4 files" in caplog.text
+
+
+def _active(item, num_spks=2):
+    return torch.stack([item[f"s{s + 1}_sig"] for s in range(num_spks)]) != 0
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.5])
+def test_partial_overlap_gives_each_source_its_stretch(speaker_folder, ratio):
+    """Overlap ratio r: two stretches of span = T / (2 - r) samples overlapping by r * span; outside its
+    stretch a source is exactly zero, and the mixture is still the sum."""
+    data = dataset(speaker_folder, "sepmamba", overlap=(ratio, ratio), speed_factors=[1.0])
+    for i in range(len(data)):
+        item = data[i]
+        active = _active(item)
+        length = item["mix_sig"].shape[-1]
+        span = round(length / (2 - ratio))
+        both = int((active[0] & active[1]).sum())
+        assert both == pytest.approx(round(ratio * span), abs=2)  # noise sources: every sample nonzero
+        assert int(active.any(0).sum()) == length
+        assert torch.allclose(item["mix_sig"], item["s1_sig"] + item["s2_sig"], atol=1e-6)
+
+
+def test_options_off_leave_the_mixtures_as_they_were(speaker_folder):
+    """Full overlap and no single speakers draw nothing: the very same mixtures as without the options."""
+    plain = dataset(speaker_folder, "sepmamba")
+    off = dataset(speaker_folder, "sepmamba", overlap=(1.0, 1.0), single_speaker=0.0)
+    for i in range(len(plain)):
+        assert torch.equal(plain[i]["mix_sig"], off[i]["mix_sig"])
+
+
+def test_rooms_probability(speaker_folder):
+    """Rooms drawn never: the mixture is the sum of the (direct-path) targets; always: it is not."""
+    from sepmamba_sb.rooms import RoomSimulator
+
+    for probability, dry in ((0.0, True), (1.0, False)):
+        data = dataset(speaker_folder, "sepmamba", rooms=RoomSimulator(8000), rooms_probability=probability)
+        item = data[0]
+        assert torch.allclose(item["mix_sig"], item["s1_sig"] + item["s2_sig"], atol=1e-6) == dry
+
+
+def test_single_speaker_mixtures_have_one_voice_and_silent_targets(speaker_folder):
+    data = dataset(speaker_folder, "sepmamba", single_speaker=1.0)
+    for i in range(len(data)):
+        item = data[i]
+        active = _active(item).any(-1)
+        assert int(active.sum()) == 1
+        voice = item["s1_sig"] if active[0] else item["s2_sig"]
+        assert torch.allclose(item["mix_sig"], voice, atol=1e-6)
+
+
+def test_share_of_single_speaker_mixtures(speaker_folder):
+    data = dm.DynamicMixingDataset(speaker_folder, num_mixtures=400, num_spks=2, sample_rate=8000, segment=800,
+                                   style="speechbrain", cache_folder=speaker_folder.parent / "cache",
+                                   single_speaker=0.25)
+    alone = sum(int(_active(data[i]).any(-1).sum()) == 1 for i in range(len(data)))
+    assert 0.18 < alone / 400 < 0.32  # 0.25 +- 3.5 standard deviations
+
+
+def test_uniform_speaker_weights(tmp_path):
+    """A voice with 30 recordings is drawn 30 times as often as one with 1 by file counts; equally often
+    with ``uniform``."""
+    from sepmamba_sb.audio import draw_speakers
+
+    speakers = {"many": [tmp_path / f"m{n}.wav" for n in range(30)], "one": [tmp_path / "o.wav"],
+                "two": [tmp_path / "t.wav"], "three": [tmp_path / "h.wav"]}
+    rng = np.random.default_rng(0)
+    counts = {"files": {}, "uniform": {}}
+    for weights in counts:
+        for _ in range(2000):
+            for name, _ in draw_speakers(rng, speakers, 1, weights):
+                counts[weights][name] = counts[weights].get(name, 0) + 1
+    assert counts["files"]["many"] > 1700
+    assert all(400 < counts["uniform"][name] < 600 for name in speakers)
+    with pytest.raises(ValueError, match="speaker weights"):
+        draw_speakers(rng, speakers, 1, "by-length")
+
+
+@pytest.mark.parametrize("option, value, match", [("overlap", (0.5, 0.2), "overlap"), ("overlap", 0.5, "overlap"),
+                                                  ("single_speaker", 1.5, "single_speaker"),
+                                                  ("rooms_probability", -0.1, "rooms_probability")])
+def test_bad_conversation_options_are_named(speaker_folder, option, value, match):
+    with pytest.raises(ValueError, match=match):
+        dataset(speaker_folder, "sepmamba", **{option: value})

@@ -43,6 +43,15 @@ comes with up to the room simulator's longest RT60 of the utterance before it, p
 reverberated with it, then dropped: the crop starts in the reverberant field of the speech before it,
 as in WHAMR!, which reverberates whole utterances.
 
+Conversations rather than benchmark mixtures (all off by default, and off in the WSJ0Mix reproduction
+yamls): ``overlap`` draws each mixture's overlap ratio, the sources then taking consecutive stretches
+of the crop that overlap by that share of their length (1: all sources over the whole crop, as
+wsj0-2mix; 0: one after the other, silence around each); ``single_speaker`` is the share of mixtures
+of one voice alone, the other targets silent (all zeros); ``rooms_probability`` and
+``noise_probability`` apply the rooms and the noise to that share of the mixtures only. Silent
+targets need a loss that is defined for them (:mod:`sepmamba_sb.losses`). ``speaker_weights="uniform"``
+draws every voice equally often, however many recordings it has.
+
 Mixture ``i`` of epoch ``e`` is a function of (seed, e, i) only: runs are reproducible, data-loader
 workers need no seeding, and under DDP each rank (which gets its own indices from the distributed
 sampler) makes different mixtures.
@@ -139,6 +148,16 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         Add noise to the mixtures (at ``sample_rate``); a ``!name:`` factory likewise.
     mode : {"min", "max"}
         Cut the sources to the shortest, or pad them to the longest (pywsj0-mix's modes).
+    speaker_weights : {"files", "uniform"}
+        Speakers drawn in proportion to their number of files, or equally often
+        (:func:`sepmamba_sb.audio.draw_speakers`).
+    overlap : (float, float)
+        Range of the overlap ratio, drawn uniformly per mixture: the share of each source's stretch
+        that overlaps its neighbour's (``(1, 1)``, the default: full overlap, as wsj0-2mix).
+    single_speaker : float
+        Share of the mixtures that hold one voice, the other targets silent.
+    rooms_probability, noise_probability : float
+        Share of the mixtures that get a room and noise (when ``rooms`` and ``noise`` are given).
 
     Example
     -------
@@ -157,7 +176,8 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
     def __init__(self, base_folder, num_mixtures: int, num_spks: int, sample_rate: int, segment: int,
                  style: str, cache_folder, seed: int = 1234, speaker_prefix: int | None = None,
                  activlev_file=None, speed_factors=(0.95, 1.0, 1.05), formant_factors=(1.0,), rooms=None,
-                 noise=None, mode: str = "min"):
+                 noise=None, mode: str = "min", speaker_weights: str = "files", overlap=(1.0, 1.0),
+                 single_speaker: float = 0.0, rooms_probability: float = 1.0, noise_probability: float = 1.0):
         if style not in STYLES:
             raise ValueError(f"dynamic mixing style must be one of {STYLES}, got {style!r}")
         if mode not in MODES:
@@ -165,6 +185,19 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         if not base_folder:
             raise ValueError("dynamic mixing needs a folder of single-speaker utterances: give it with "
                              "--base_folder_dm (e.g. /data/wsj0/si_tr_s), or pass --dynamic_mixing False")
+        for name, value in (("single_speaker", single_speaker), ("rooms_probability", rooms_probability),
+                            ("noise_probability", noise_probability)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"dynamic mixing: {name} is a probability, got {value!r}")
+        try:
+            low, high = (float(v) for v in overlap)
+        except (TypeError, ValueError):
+            raise ValueError(f"dynamic mixing: overlap must be a (low, high) ratio pair, got {overlap!r}") from None
+        if not 0.0 <= low <= high <= 1.0:
+            raise ValueError(f"dynamic mixing: overlap must satisfy 0 <= low <= high <= 1, got {overlap!r}")
+        self.overlap, self.single_speaker = (low, high), float(single_speaker)
+        self.rooms_probability, self.noise_probability = float(rooms_probability), float(noise_probability)
+        self.speaker_weights = speaker_weights
         self.speakers = list_speakers(base_folder, speaker_prefix)
         if len(self.speakers) < num_spks:
             raise ValueError(f"dynamic mixing folder {base_folder} has {len(self.speakers)} speaker(s) "
@@ -209,19 +242,21 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         if self.rooms is not None and torch.utils.data.get_worker_info() is not None:
             _one_thread_per_worker()
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        drawn = draw_speakers(rng, self.speakers, self.num_spks)
+        drawn = draw_speakers(rng, self.speakers, self.num_spks, self.speaker_weights)
         audio = [self._load(path) for _, path in drawn]
         if self.style == "speechbrain":
             signals = self._speechbrain_style(audio, rng)
         else:
             signals = self._paper_style(audio, [path for _, path in drawn], rng)
         signals, leads = self._aligned(signals)
+        signals = self._turns(signals, leads, rng)
         dry = np.stack([signal[lead:] for signal, lead in zip(signals, leads, strict=True)])
         images = targets = dry
-        if self.rooms is not None:
+        if self.rooms is not None and (self.rooms_probability == 1.0 or rng.random() < self.rooms_probability):
             images, targets, _ = self.rooms.apply(signals, rng, lead_in=leads)
         mixture = images.sum(axis=0)
-        if self.noise is not None:  # the dry sources have their anechoic images' levels
+        if self.noise is not None and (self.noise_probability == 1.0 or rng.random() < self.noise_probability):
+            # the dry sources have their anechoic images' levels
             mixture = mixture + self.noise.for_sources(dry, rng)[0]
         mixture, *sources = limit_peaks([mixture, *targets], "normalise" if self.style == "speechbrain" else "wsj0")
         item = {"id": f"{'+'.join(name for name, _ in drawn)}_e{self.epoch}_{index}",
@@ -237,6 +272,30 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         length = min(lengths) if self.mode == "min" else max(lengths)
         out = [np.pad(signal, (0, max(0, lead + length - len(signal))))[:lead + length] for signal, lead in signals]
         return out, [lead for _, lead in signals]
+
+    def _turns(self, signals: list[np.ndarray], leads: list[int], rng: np.random.Generator) -> list[np.ndarray]:
+        """Silence all sources but one (``single_speaker``), or give each its stretch of the crop
+        (``overlap``); the signals unchanged when both are off. Random draws are made only for the
+        options that are on, so mixtures without them stay what they were."""
+        if self.single_speaker > 0 and rng.random() < self.single_speaker:
+            keep = int(rng.integers(len(signals)))
+            return [signal if s == keep else np.zeros_like(signal) for s, signal in enumerate(signals)]
+        if self.overlap == (1.0, 1.0):
+            return signals
+        ratio = float(rng.uniform(*self.overlap))
+        length, count = len(signals[0]) - leads[0], len(signals)
+        # count stretches of `span` samples, each overlapping the next by ratio * span, fill the crop
+        span = round(length / (count - (count - 1) * ratio))
+        step = (length - span) / (count - 1)
+        out = []
+        for place, s in enumerate(rng.permutation(count)):
+            signal, lead = signals[s], leads[s]
+            start = round(place * step)
+            kept = np.zeros_like(signal)
+            first = 0 if start == 0 else lead + start  # a later turn starts in silence: no lead-in
+            kept[first:lead + start + span] = signal[first:lead + start + span]
+            out.append((s, kept))
+        return [kept for _, kept in sorted(out, key=lambda pair: pair[0])]
 
     def _start(self, rng: np.random.Generator, available: int) -> tuple[int, int]:
         """A crop's start in ``[0, available]``, and its lead-in: the samples before it, up to ``self.lead``."""

@@ -230,8 +230,8 @@ def check_rooms_match_targets(rooms: RoomSimulator | None, dataset: str, task: s
     Raises
     ------
     ValueError
-        When the rooms reverberate mixtures of an anechoic task, or their targets are not the cv/tt targets,
-        saying what to set.
+        When the rooms' targets are not the cv/tt targets (for an anechoic task, the direct path: the
+        rooms are then augmentation), saying what to set.
     """
     if dataset == "wsj0mix":
         return  # clean cv/tt: rooms, if any, are augmentation
@@ -241,9 +241,12 @@ def check_rooms_match_targets(rooms: RoomSimulator | None, dataset: str, task: s
             logger.warning("task %s has reverberant mixtures but dm_rooms is null: the dynamic mixtures are "
                            "anechoic", task)
         return
-    if not reverberant:
-        raise ValueError(f"dm_rooms reverberates the training mixtures, but task {task!r} has anechoic ones: "
-                         "set dm_rooms: null or a reverberant task")
+    if not reverberant:  # rooms as augmentation: the targets must still be the anechoic sources
+        if rooms.target != "direct":
+            raise ValueError(f"dm_rooms reverberates the training mixtures and task {task!r} has anechoic ones: "
+                             f"its targets must be the direct path (target: direct, not {rooms.target!r}), or "
+                             "set dm_rooms: null or a reverberant task")
+        return
     expected = "direct" if dereverberate else "reverberant"
     if rooms.target != expected:
         raise ValueError(f"dm_rooms' target is {rooms.target!r} but dereverberate: {dereverberate} makes the cv/tt "
