@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sepmamba_sb.data.archives import extract
+
 
 @dataclass(frozen=True)
 class Speaker:
@@ -31,6 +33,7 @@ class Speaker:
     credit: str
     description: str
     festival_voice: str | None = None  # a Festival voice built from this speaker's recordings
+    archive: str | None = None  # clips inside game data (sepmamba_sb.data.archives): patterns glob the extracted wavs
 
 
 
@@ -228,13 +231,16 @@ def speaker_files(speakers: Mapping[str, Speaker], root: Path | None = None) -> 
     """
     recorded = [s for s in speakers.values() if s.festival_voice is None]
     folders = fetch_packages(sorted({s.package for s in recorded}), root)
+    base = Path(root) if root is not None else cache_dir() / "debian"
     files = {}
     for name, speaker in speakers.items():
         if speaker.festival_voice is not None:
-            base = Path(root) if root is not None else cache_dir() / "debian"
             files[name] = synthesize_festival(speaker, base / "festival-speech" / name, root)
             continue
-        found = sorted(f for pattern in speaker.patterns for f in folders[speaker.package].glob(pattern))
+        folder = folders[speaker.package]
+        if speaker.archive is not None:
+            folder = extract(speaker.archive, folder, base / "extracted" / speaker.package)
+        found = sorted({f for pattern in speaker.patterns for f in folder.glob(pattern)})
         if not found:
             raise SpeechFetchError(f"{speaker.package} holds no files matching {speaker.patterns} for {name}")
         files[name] = found

@@ -30,6 +30,7 @@ __all__ = ["PRESETS", "SPEAKERS", "SpeechFetchError", "cache_dir", "main", "prep
 _AST = "usr/share/asterisk/sounds"
 _C2 = "usr/share/codec2/wav"
 _TUX = "usr/share/tuxpaint/stamps"
+_FOTAQ = "John Passfield and Steven Stamatiadis (Flight of the Amazon Queen)"
 SPEAKERS = {
     s.name: s
     for s in (
@@ -73,6 +74,27 @@ SPEAKERS = {
               ("ru", "Edwin Veber", "Russian", "male"), ("bg", "Krasimir Petkov", "Bulgarian", "male"),
               ("el", "Kiriaki Serafeim", "Greek", "female"), ("be", "Ksenya Buraya", "Belarusian", "female"),
               ("ca", "Pere Pujal", "Catalan", "male"), ("da", "Joe Dalton", "Danish", "male"))),
+        # Tux Paint's French reader ("PaulK", the package's change log); animals/ is left out: a second,
+        # higher voice reads some of it
+        Speaker("tux-fr", "tuxpaint-stamps-default", (f"{_TUX}/[!a]*/**/*_desc_fr.ogg",), "GPL-2",
+                "PaulK (Tux Paint project)", "French, male, read descriptions"),
+        # Acted dialogue of two free adventure games (sepmamba_sb.data.archives extracts it); the actors
+        # are not credited, so a voice is a character (FOTAQ: the hero, or one person of one dialogue),
+        # and one actor may play several: every voice of a game stays in one split
+        Speaker("fotaq-joe", "flight-of-the-amazon-queen", ("JOE*.wav", "*J[0-9].wav"),
+                "Flight-of-the-Amazon-Queen-License (free redistribution)", _FOTAQ,
+                "English, male, acted game dialogue (Joe King)", archive="queen"),
+        *(Speaker(f"fotaq-{dialogue}p{person}", "flight-of-the-amazon-queen", (f"{dialogue}[0-9A-F][0-9A-F]"
+                  f"[0-9A-F][0-9A-F]P{person}.wav",), "Flight-of-the-Amazon-Queen-License (free redistribution)",
+                  _FOTAQ, f"English, acted game dialogue (dialogue {dialogue}, person {person})", archive="queen")
+          for dialogue, person in (("57", 1), ("12", 2), ("57", 2), ("12", 1), ("59", 2), ("61", 2), ("48", 1),
+                                   ("61", 1), ("59", 1), ("80", 2), ("37", 2), ("48", 2), ("62", 2), ("03", 1),
+                                   ("25", 2), ("62", 1), ("23", 2))),
+        *(Speaker(f"drascula-{lang}-{prefix.lower() or 'hero'}", package, (f"usr/share/scummvm/drascula/{lang}/"
+                  f"{prefix}[0-9]*.wav",), "Drascula-License (BSD-like)", "Alcachofa Soft S.L.",
+                  f"{language}, acted game dialogue (character {prefix or 'the hero, John Hacker'})", archive="als")
+          for lang, package, language in (("en", "drascula", "English"), ("es", "drascula-spanish", "Spanish"))
+          for prefix in ("", "B", "BJ", "D", "E", "I", "L", "P", "T", "VB")),
         # Festival voices made of one real speaker's recorded diphones or units: the timbre is the
         # speaker's, the prosody the synthesizer's. They read English text (see festival_text).
         Speaker("fest-kal", "festvox-kallpc16k", (), "MIT-style (CSTR/CMU)", "CMU (diphones of speaker kal)",
@@ -102,12 +124,13 @@ SPEAKERS = {
 
 
 PRESETS = {
-    # the demo: 24 training voices (11 F, 13 M; 7 recorded prompt or radio voices, 6 readers,
-    # 11 Festival voices of recorded speakers), 5 validation and 5 test voices, all real recordings
-    # in cv and tt; the three splits are disjoint
+    # the demo's and the shipped model's: 63 training voices (7 recorded prompt or radio voices,
+    # 7 readers, 11 Festival voices of recorded speakers, 38 characters of two adventure games),
+    # 5 validation and 5 test voices, all real recordings in cv and tt from several packages each;
+    # the three splits are disjoint
     "demo": {"speakers": {"tr": ["en-allison", "it-carlo", "ru-ivrvoice", "c2-ve9qrp", "es-july", "fr-armelle",
-                                 "it-menardi", "tux-ro", "tux-es", "tux-ru", "tux-bg", "tux-be", "tux-da",
-                                 *(name for name, s in SPEAKERS.items() if s.festival_voice)],
+                                 "it-menardi", "tux-ro", "tux-es", "tux-ru", "tux-bg", "tux-be", "tux-da", "tux-fr",
+                                 *(name for name, s in SPEAKERS.items() if s.festival_voice or s.archive)],
                           "cv": ["c2-vk5qi", "c2-hts", "c2-mmt1", "tux-el", "tux-ca"],
                           "tt": ["fr-june", "ps-austen", "c2-morig", "c2-bigdog", "c2-cross"]},
              "mixtures": {"tr": 400, "cv": 40, "tt": 40}, "max_utterances_per_speaker": None},
