@@ -30,7 +30,7 @@ __all__ = ["PRESETS", "SPEAKERS", "SpeechFetchError", "cache_dir", "main", "prep
 _AST = "usr/share/asterisk/sounds"
 _C2 = "usr/share/codec2/wav"
 _TUX = "usr/share/tuxpaint/stamps"
-_FOTAQ = "John Passfield and Steven Stamatiadis (Flight of the Amazon Queen)"
+_FOTAQ = "actors the game does not name (Flight of the Amazon Queen, (c) 1995 John Passfield and Steven Stamatiadis)"
 SPEAKERS = {
     s.name: s
     for s in (
@@ -91,7 +91,8 @@ SPEAKERS = {
                                    ("61", 1), ("59", 1), ("80", 2), ("37", 2), ("48", 2), ("62", 2), ("03", 1),
                                    ("25", 2), ("62", 1), ("23", 2))),
         *(Speaker(f"drascula-{lang}-{prefix.lower() or 'hero'}", package, (f"usr/share/scummvm/drascula/{lang}/"
-                  f"{prefix}[0-9]*.wav",), "Drascula-License (BSD-like)", "Alcachofa Soft S.L.",
+                  f"{prefix}[0-9]*.wav",), "Drascula-License (BSD-like)",
+                  "actors the game does not name (Drascula, (c) 1996-2008 Alcachofa Soft S.L.)",
                   f"{language}, acted game dialogue (character {prefix or 'the hero, John Hacker'})", archive="als")
           for lang, package, language in (("en", "drascula", "English"), ("es", "drascula-spanish", "Spanish"))
           for prefix in ("", "B", "BJ", "D", "E", "I", "L", "P", "T", "VB")),
