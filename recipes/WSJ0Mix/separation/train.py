@@ -32,6 +32,7 @@ from pathlib import Path
 import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
+from speechbrain.nnet.losses import get_si_snr_with_pitwrapper
 from speechbrain.nnet.schedulers import ReduceLROnPlateau, update_learning_rate
 from speechbrain.utils.distributed import run_on_main
 from tqdm import tqdm
@@ -76,7 +77,7 @@ class Separation(sb.Brain):
         return mix[:, start:start + length], targets[:, start:start + length]
 
     def compute_objectives(self, predictions, targets):
-        """Negative PIT SI-SNR per example, [B]."""
+        """The yaml's ``loss`` per example, [B] (negative PIT SI-SNR, or another loss in dB)."""
         return self.hparams.loss(targets, predictions)
 
     @staticmethod
@@ -125,7 +126,8 @@ class Separation(sb.Brain):
         mix, targets = self.batch_signals(batch, self.hparams.num_spks)
         with torch.no_grad():
             predictions, targets = self.compute_forward(mix, targets, stage)
-            loss = self.compute_objectives(predictions, targets)
+            # validation and test report SI-SNR whatever the training loss, so cv selects on SI-SNR
+            loss = get_si_snr_with_pitwrapper(targets, predictions)
         if stage == sb.Stage.TEST and self.audio_saved < self.hparams.n_audio_to_save:
             self.save_audio(batch.id[0], mix[0], targets[0], predictions[0])
             self.audio_saved += 1
@@ -139,7 +141,7 @@ class Separation(sb.Brain):
         self.audio_saved = 0
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
-        stats = {"si-snr": -stage_loss}  # the loss is the negative SI-SNR (dB)
+        stats = {"si-snr": -stage_loss}  # valid, test: SI-SNR; train: minus the training loss (SI-SNR by default)
         if stage == sb.Stage.TRAIN:
             self.train_stats = {**stats, "skipped_batches": self.skipped_batches}
         elif stage == sb.Stage.VALID:
