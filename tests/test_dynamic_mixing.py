@@ -325,3 +325,13 @@ def test_uniform_speaker_weights(tmp_path):
 def test_bad_conversation_options_are_named(speaker_folder, option, value, match):
     with pytest.raises(ValueError, match=match):
         dataset(speaker_folder, "sepmamba", **{option: value})
+
+
+def test_overlap_probability_leaves_the_other_mixtures_fully_overlapped(speaker_folder):
+    never = dataset(speaker_folder, "sepmamba", overlap=(0.0, 0.0), overlap_probability=0.0)
+    assert all(bool(_active(never[i]).all()) for i in range(len(never)))  # noise sources: nonzero everywhere
+    data = dm.DynamicMixingDataset(speaker_folder, num_mixtures=300, num_spks=2, sample_rate=8000, segment=800,
+                                   style="speechbrain", cache_folder=speaker_folder.parent / "cache",
+                                   overlap=(0.0, 0.0), overlap_probability=0.5)
+    turns = sum(not bool(_active(data[i]).all()) for i in range(len(data)))
+    assert 0.4 < turns / 300 < 0.6  # 0.5 +- 3.5 standard deviations

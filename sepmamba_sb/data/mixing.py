@@ -46,7 +46,8 @@ as in WHAMR!, which reverberates whole utterances.
 Conversations rather than benchmark mixtures (all off by default, and off in the WSJ0Mix reproduction
 yamls): ``overlap`` draws each mixture's overlap ratio, the sources then taking consecutive stretches
 of the crop that overlap by that share of their length (1: all sources over the whole crop, as
-wsj0-2mix; 0: one after the other, silence around each); ``single_speaker`` is the share of mixtures
+wsj0-2mix; 0: one after the other, silence around each), in the share ``overlap_probability`` of the
+mixtures (the others overlap fully); ``single_speaker`` is the share of mixtures
 of one voice alone, the other targets silent (all zeros); ``rooms_probability`` and
 ``noise_probability`` apply the rooms and the noise to that share of the mixtures only. Silent
 targets need a loss that is defined for them (:mod:`sepmamba_sb.losses`). ``speaker_weights="uniform"``
@@ -154,6 +155,8 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
     overlap : (float, float)
         Range of the overlap ratio, drawn uniformly per mixture: the share of each source's stretch
         that overlaps its neighbour's (``(1, 1)``, the default: full overlap, as wsj0-2mix).
+    overlap_probability : float
+        Share of the mixtures that get a drawn overlap; the others overlap fully.
     single_speaker : float
         Share of the mixtures that hold one voice, the other targets silent.
     rooms_probability, noise_probability : float
@@ -177,7 +180,8 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
                  style: str, cache_folder, seed: int = 1234, speaker_prefix: int | None = None,
                  activlev_file=None, speed_factors=(0.95, 1.0, 1.05), formant_factors=(1.0,), rooms=None,
                  noise=None, mode: str = "min", speaker_weights: str = "files", overlap=(1.0, 1.0),
-                 single_speaker: float = 0.0, rooms_probability: float = 1.0, noise_probability: float = 1.0):
+                 overlap_probability: float = 1.0, single_speaker: float = 0.0, rooms_probability: float = 1.0,
+                 noise_probability: float = 1.0):
         if style not in STYLES:
             raise ValueError(f"dynamic mixing style must be one of {STYLES}, got {style!r}")
         if mode not in MODES:
@@ -186,7 +190,7 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
             raise ValueError("dynamic mixing needs a folder of single-speaker utterances: give it with "
                              "--base_folder_dm (e.g. /data/wsj0/si_tr_s), or pass --dynamic_mixing False")
         for name, value in (("single_speaker", single_speaker), ("rooms_probability", rooms_probability),
-                            ("noise_probability", noise_probability)):
+                            ("noise_probability", noise_probability), ("overlap_probability", overlap_probability)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"dynamic mixing: {name} is a probability, got {value!r}")
         try:
@@ -196,6 +200,7 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         if not 0.0 <= low <= high <= 1.0:
             raise ValueError(f"dynamic mixing: overlap must satisfy 0 <= low <= high <= 1, got {overlap!r}")
         self.overlap, self.single_speaker = (low, high), float(single_speaker)
+        self.overlap_probability = float(overlap_probability)
         self.rooms_probability, self.noise_probability = float(rooms_probability), float(noise_probability)
         self.speaker_weights = speaker_weights
         self.speakers = list_speakers(base_folder, speaker_prefix)
@@ -280,7 +285,7 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         if self.single_speaker > 0 and rng.random() < self.single_speaker:
             keep = int(rng.integers(len(signals)))
             return [signal if s == keep else np.zeros_like(signal) for s, signal in enumerate(signals)]
-        if self.overlap == (1.0, 1.0):
+        if self.overlap == (1.0, 1.0) or (self.overlap_probability < 1.0 and rng.random() >= self.overlap_probability):
             return signals
         ratio = float(rng.uniform(*self.overlap))
         length, count = len(signals[0]) - leads[0], len(signals)
