@@ -18,7 +18,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["sepmamba_sb", "sepmamba_sb.*"]),
-    package_data={"sepmamba_sb.ops": ["csrc/*.cpp"], "sepmamba_sb.lobes": ["configs/*.yaml"]},
+    package_data={"sepmamba_sb.ops": ["csrc/*.cpp"], "sepmamba_sb.lobes": ["configs/*.yaml"],
+                  "sepmamba_sb.pretrained": ["*/*"]},  # the shipped models' hub folders
     install_requires=[
         "torch>=2.1",
         "torchaudio>=2.1",

@@ -1,4 +1,5 @@
-"""``sepmamba-separate MODEL_DIR in.wav [more.wav ...] --out DIR``: separate files with a trained model.
+"""``sepmamba-separate MODEL in.wav [more.wav ...] --out DIR``: separate files with a trained model (a folder,
+a shipped model's name, or a hub id).
 
 Writes ``<out>/<name>_s1.wav``, ``<name>_s2.wav``, ... at each input's sample rate and length, at the
 output level ``--level`` (:mod:`sepmamba_sb.inference`): by default each source at its level in the
@@ -26,7 +27,8 @@ from pathlib import Path
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sepmamba-separate", description="Separate the speakers of audio files "
                                      "with a trained SepMamba (a folder written by python -m sepmamba_sb.hub export).")
-    parser.add_argument("model", help="model folder (hyperparams.yaml + *.ckpt) or SpeechBrain hub id")
+    parser.add_argument("model", help="model folder (hyperparams.yaml + *.ckpt), a shipped model's name "
+                             "(python -m sepmamba_sb.pretrained), or a SpeechBrain hub id")
     parser.add_argument("inputs", nargs="+", help="audio files to separate")
     parser.add_argument("--out", default="separated", help="output folder (default: ./separated)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
@@ -66,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from sepmamba_sb.audio import audio_info, write_audio
         from sepmamba_sb.inference import SepMambaSeparation
+        from sepmamba_sb.pretrained import resolve
 
-        model = SepMambaSeparation.from_hparams(source=args.model, savedir=args.savedir or args.model,
+        source = resolve(args.model)  # a shipped model's name -> its folder
+        model = SepMambaSeparation.from_hparams(source=source, savedir=args.savedir or source,
                                                 run_opts={"device": args.device})
     except Exception as exc:  # any failure to load is reported in one line
         print(f"sepmamba-separate: cannot load the model from {args.model}: {type(exc).__name__}: {exc}",

@@ -174,7 +174,7 @@ def separate_in_chunks(separate_batch, mix: torch.Tensor, chunk: int, overlap: i
 
 
 class SepMambaSeparation(Pretrained):
-    """A trained separator from a hub folder: ``from_hparams(source=<folder or hub id>)``.
+    """A trained separator from a hub folder: ``from_hparams(source=<folder, hub id or shipped model name>)``.
 
     The folder's ``hyperparams.yaml`` must define ``sample_rate``, ``num_spks``, ``modules`` (either
     ``sepmamba`` or ``encoder``/``masknet``/``decoder``) and a ``pretrainer`` loading them;
@@ -184,6 +184,18 @@ class SepMambaSeparation(Pretrained):
 
     HPARAMS_NEEDED = ["sample_rate", "num_spks"]
     MODULES_NEEDED = []  # one of the two forms, checked by as_separator
+
+    @classmethod
+    def from_hparams(cls, source, *args, savedir=None, **kwargs):
+        """SpeechBrain's ``Pretrained.from_hparams``; ``source`` may also be the name of a model that
+        ships with the package (``python -m sepmamba_sb.pretrained`` lists them), loaded offline from
+        its folder (which is then also the ``savedir``, unless one is given)."""
+        from sepmamba_sb.pretrained import resolve
+
+        folder = resolve(source)
+        if folder != str(source) and savedir is None:
+            savedir = folder
+        return super().from_hparams(folder, *args, savedir=savedir, **kwargs)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -9,8 +9,10 @@ Steps:
 2. Train `hparams/sepmamba-minimix.yaml` for its epochs; that run also tests on MiniMix's tt.
 3. Export the best checkpoint as a hub folder (`<out>/model`) and check it is ready to share
    (`python -m sepmamba_sb.hub check`: it loads in fresh processes the three ways a user would).
-4. Separate one test mixture with the exported model, the way a user would.
-5. Write `mix.wav`, `source1.wav`, `source2.wav`, `spectrogram.png`, `training_curve.png` into `--out`,
+4. Measure it on audio unlike the benchmark's (`sepmamba_sb.robustness`: partial overlap, one voice,
+   a noisy room, 60 s conversations) and print that table beside the shipped model's (`robustness.md`).
+5. Separate one test mixture with the exported model, the way a user would.
+6. Write `mix.wav`, `source1.wav`, `source2.wav`, `spectrogram.png`, `training_curve.png` into `--out`,
    and print a summary.
 """
 
@@ -53,7 +55,7 @@ def main(argv=None) -> int:
     out = Path(args.out).resolve()
     started = time.monotonic()
 
-    step("1/5 building the MiniMix corpus (real speech from Debian packages; cached after the first run)")
+    step("1/6 building the MiniMix corpus (real speech from Debian packages; cached after the first run)")
     try:
         corpus = prepare_minimix(cache_dir() / "minimix", "demo")
     except SpeechFetchError as exc:
@@ -61,7 +63,7 @@ def main(argv=None) -> int:
                          "`python -m sepmamba_sb.data --speakers-folder ...` and run train.py on it.") from None
     print(corpus)
 
-    step("2/5 training and testing (the recipe's train.py)")
+    step("2/6 training and testing (the recipe's train.py)")
     run = out / "run"
     shutil.rmtree(run, ignore_errors=True)  # a fresh demonstration each time
     train(corpus, run, args.epochs)
@@ -70,7 +72,7 @@ def main(argv=None) -> int:
 
     means, scores = mean_test_scores(run), read_results(run / RESULTS_FILE, ["si-snr_i"])
 
-    step("3/5 exporting the best checkpoint as a hub folder, and checking it is ready to share")
+    step("3/6 exporting the best checkpoint as a hub folder, and checking it is ready to share")
     from sepmamba_sb.audio import read_audio, write_audio
     from sepmamba_sb.hub import check, export
     from sepmamba_sb.inference import SepMambaSeparation
@@ -81,10 +83,23 @@ def main(argv=None) -> int:
     if not shared.ok:
         raise SystemExit("the exported folder fails the hub check (above)")
 
-    step("4/5 separating a test mixture with the exported model")
+    step("4/6 robustness: this model beside the shipped one, on audio unlike the benchmark's (its tt voices)")
+    from sepmamba_sb.pretrained import available, stored_robustness
+    from sepmamba_sb.robustness import Settings, evaluate, format_table
+
+    model = SepMambaSeparation.from_hparams(source=str(model_dir), savedir=str(out / "model"))
+    table = {"this demo": evaluate(model, corpus, Settings())}
+    for name in available():  # the shipped models' tables, measured alike when they were made
+        stored = stored_robustness(name)
+        if stored and stored["settings"] == vars(Settings()) and stored["corpus"] == corpus.name:
+            table[f"{name} (shipped)"] = stored["results"]
+    robustness = format_table(table)
+    print(robustness)
+    (out / "robustness.md").write_text(robustness + "\n", encoding="utf-8")
+
+    step("5/6 separating a test mixture with the exported model")
     best = max(scores, key=lambda name: scores[name]["si-snr_i"])  # show what the model can do at its best
     mix_path = corpus / "wav8k" / "min" / "tt" / "mix" / f"{best}.wav"
-    model = SepMambaSeparation.from_hparams(source=str(model_dir), savedir=str(out / "model"))
     sources = model.separate_file(mix_path)[0].numpy()  # each source at its level in the mixture
     mix, rate = read_audio(mix_path)
     mix = mix.numpy()
@@ -94,7 +109,7 @@ def main(argv=None) -> int:
     references = [read_audio(mix_path.parent.parent / f"s{s + 1}" / mix_path.name)[0].numpy()
                   for s in range(sources.shape[-1])]
 
-    step("5/5 pictures")
+    step("6/6 pictures")
     from sepmamba_sb.plots import spectrograms, training_curve
 
     spectrograms({"mixture": mix, "estimate 1": sources[:, 0], "estimate 2": sources[:, 1],
@@ -108,6 +123,7 @@ Test set ({len(scores)} mixtures of unseen speakers): SI-SNRi {means['si-snr_i']
 SI-SDRi {means['si-sdr_i']:.2f} dB (per mixture: {run / RESULTS_FILE}).
 Separated example (SI-SNRi {scores[best]['si-snr_i']:.2f} dB, the test set's best): {out / 'mix.wav'} ->
 {out / 'source1.wav'}, {out / 'source2.wav'}
+Robustness (this model beside the shipped one): {out / 'robustness.md'}
 Pictures: {out / 'spectrogram.png'}, {out / 'training_curve.png'}
 Model: {model_dir}   (sepmamba-separate {model_dir} your.wav --out separated/)
 Share it: python -m sepmamba_sb.hub push {model_dir} --repo USER/NAME""")
