@@ -321,7 +321,8 @@ def test_uniform_speaker_weights(tmp_path):
 
 @pytest.mark.parametrize("option, value, match", [("overlap", (0.5, 0.2), "overlap"), ("overlap", 0.5, "overlap"),
                                                   ("single_speaker", 1.5, "single_speaker"),
-                                                  ("rooms_probability", -0.1, "rooms_probability")])
+                                                  ("rooms_probability", -0.1, "rooms_probability"),
+                                                  ("speaker_weights", "by-length", "speaker_weights")])
 def test_bad_conversation_options_are_named(speaker_folder, option, value, match):
     with pytest.raises(ValueError, match=match):
         dataset(speaker_folder, "sepmamba", **{option: value})

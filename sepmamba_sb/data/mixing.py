@@ -68,7 +68,15 @@ import numpy as np
 import torch
 from speechbrain.processing.signal_processing import rescale
 
-from sepmamba_sb.audio import audio_info, draw_speakers, limit_peaks, list_speakers, read_audio, write_audio
+from sepmamba_sb.audio import (
+    SPEAKER_WEIGHTS,
+    audio_info,
+    draw_speakers,
+    limit_peaks,
+    list_speakers,
+    read_audio,
+    write_audio,
+)
 from sepmamba_sb.augment import change_speed, shift_formants
 
 logger = logging.getLogger(__name__)
@@ -202,6 +210,9 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         self.overlap, self.single_speaker = (low, high), float(single_speaker)
         self.overlap_probability = float(overlap_probability)
         self.rooms_probability, self.noise_probability = float(rooms_probability), float(noise_probability)
+        if speaker_weights not in SPEAKER_WEIGHTS:
+            raise ValueError(f"dynamic mixing: speaker_weights must be one of {SPEAKER_WEIGHTS}, "
+                             f"got {speaker_weights!r}")
         self.speaker_weights = speaker_weights
         self.speakers = list_speakers(base_folder, speaker_prefix)
         if len(self.speakers) < num_spks:
@@ -292,15 +303,12 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         # count stretches of `span` samples, each overlapping the next by ratio * span, fill the crop
         span = round(length / (count - (count - 1) * ratio))
         step = (length - span) / (count - 1)
-        out = []
-        for place, s in enumerate(rng.permutation(count)):
-            signal, lead = signals[s], leads[s]
-            start = round(place * step)
-            kept = np.zeros_like(signal)
+        out = [np.zeros_like(signal) for signal in signals]
+        for place, s in enumerate(rng.permutation(count)):  # who speaks first is drawn
+            start, lead = round(place * step), leads[s]
             first = 0 if start == 0 else lead + start  # a later turn starts in silence: no lead-in
-            kept[first:lead + start + span] = signal[first:lead + start + span]
-            out.append((s, kept))
-        return [kept for _, kept in sorted(out, key=lambda pair: pair[0])]
+            out[s][first:lead + start + span] = signals[s][first:lead + start + span]
+        return out
 
     def _start(self, rng: np.random.Generator, available: int) -> tuple[int, int]:
         """A crop's start in ``[0, available]``, and its lead-in: the samples before it, up to ``self.lead``."""
