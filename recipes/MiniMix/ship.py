@@ -87,9 +87,10 @@ def main(argv=None) -> int:
         "",
         "## How it was trained",
         "",
-        f"`cd recipes/MiniMix && {args.command}` ({len(log)} epochs, {total_minutes(log):.0f} minutes on "
-        f"{machine}); the best cv epoch, {best['epoch']} ({best['valid']:.2f} dB), is the one shipped; then "
-        f"`python ship.py <run> --name {args.name} --command ...` made this folder.",
+        f"`cd recipes/MiniMix && {args.command}`: {len(log)} epochs in {total_minutes(log):.0f} minutes of "
+        f"training and validation (its log). The best cv epoch, {best['epoch']} (cv SI-SNR {best['valid']:.2f} "
+        f"dB), is the one shipped. `python ship.py <run> --name {args.name} --command ...` then made this "
+        f"folder, measuring the scores below on {machine}.",
         "",
         "![cv and training loss per epoch](training_curve.png)",
         "",

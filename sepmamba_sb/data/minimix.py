@@ -3,6 +3,7 @@
     python -m sepmamba_sb.data.minimix --out ~/minimix                # the demo's corpus (~490 MB download once)
     python -m sepmamba_sb.data.minimix --out ~/minimix-tiny --preset tiny
     python -m sepmamba_sb.data.minimix --out ~/minimix-whamr --layout whamr   # noisy, reverberant (WHAMR! layout)
+    python -m sepmamba_sb.data.minimix --out ~/minimix-real --preset real --layout whamr   # the shipped model's
     python -m sepmamba_sb.data.minimix --out ~/synthmix --espeak      # synthetic voices, when apt is unavailable
 
 (``recipes/MiniMix/minimix_prepare.py`` is the same command.) The speech comes from Debian packages
@@ -124,16 +125,20 @@ SPEAKERS = {
 }
 
 
+_CV = ["c2-vk5qi", "c2-hts", "c2-mmt1", "tux-el", "tux-ca"]
+_TT = ["fr-june", "ps-austen", "c2-morig", "c2-bigdog", "c2-cross"]
+_TR24 = ["en-allison", "it-carlo", "ru-ivrvoice", "c2-ve9qrp", "es-july", "fr-armelle", "it-menardi", "tux-ro",
+         "tux-es", "tux-ru", "tux-bg", "tux-be", "tux-da", *(name for name, s in SPEAKERS.items() if s.festival_voice)]
 PRESETS = {
-    # the demo's and the shipped model's: 63 training voices (7 recorded prompt or radio voices,
-    # 7 readers, 11 Festival voices of recorded speakers, 38 characters of two adventure games),
-    # 5 validation and 5 test voices, all real recordings in cv and tt from several packages each;
-    # the three splits are disjoint
-    "demo": {"speakers": {"tr": ["en-allison", "it-carlo", "ru-ivrvoice", "c2-ve9qrp", "es-july", "fr-armelle",
-                                 "it-menardi", "tux-ro", "tux-es", "tux-ru", "tux-bg", "tux-be", "tux-da", "tux-fr",
-                                 *(name for name, s in SPEAKERS.items() if s.festival_voice or s.archive)],
-                          "cv": ["c2-vk5qi", "c2-hts", "c2-mmt1", "tux-el", "tux-ca"],
-                          "tt": ["fr-june", "ps-austen", "c2-morig", "c2-bigdog", "c2-cross"]},
+    # the demo's: 24 training voices (11 F, 13 M; 7 recorded prompt or radio voices, 6 readers,
+    # 11 Festival voices of recorded speakers), 5 validation and 5 test voices, all real recordings
+    # in cv and tt from several packages each; the three splits are disjoint
+    "demo": {"speakers": {"tr": _TR24, "cv": _CV, "tt": _TT},
+             "mixtures": {"tr": 400, "cv": 40, "tt": 40}, "max_utterances_per_speaker": None},
+    # the shipped model's: the demo's voices plus 39 more in tr (Tux Paint's French reader and 38
+    # characters of two adventure games): 63; the same cv and tt voices
+    "real": {"speakers": {"tr": [*_TR24, "tux-fr", *(name for name, s in SPEAKERS.items() if s.archive)],
+                          "cv": _CV, "tt": _TT},
              "mixtures": {"tr": 400, "cv": 40, "tt": 40}, "max_utterances_per_speaker": None},
     # the test suite's: 3 training voices (for 3-speaker mixing), 6 utterances each
     "tiny": {"speakers": {"tr": ["en-allison", "it-carlo", "fr-june"], "cv": ["ru-ivrvoice", "ps-austen"],
@@ -150,7 +155,7 @@ def prepare_minimix(out: Path, preset: str = "demo", num_spks: int = 2, seed: in
     ----------
     out : Path
         The corpus folder (``wav8k/min/{tr,cv,tt}``, ``raw/{tr,cv,tt}/<speaker>``, ``LICENSES``).
-    preset : {"demo", "tiny"}
+    preset : {"demo", "real", "tiny"}
         Speakers per split and mixtures per split (``PRESETS``).
     num_spks, seed : int
         Sources per mixture, random seed.
