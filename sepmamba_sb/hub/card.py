@@ -15,7 +15,8 @@ from sepmamba_sb.runs import LOG_FILE, RESULTS_FILE, mean_test_scores, total_min
 # the recipe settings a model card lists (those the run's yaml has)
 CARD_SETTINGS = ("model_config", "strict_causal", "batch_size", "lr", "weight_decay", "N_epochs",
                  "training_signal_len", "dynamic_mixing", "dm_style", "dm_num_mixtures", "dm_speed_factors",
-                 "use_speedperturb", "precision", "seed")
+                 "dm_speaker_weights", "dm_overlap", "dm_overlap_probability", "dm_single_speaker",
+                 "dm_rooms_probability", "dm_noise_probability", "use_speedperturb", "precision", "seed")
 
 
 def install_line() -> str:

@@ -37,12 +37,22 @@ def resolve(source: str | Path) -> str:
 
 
 def describe(name: str) -> str:
-    """One line: the name, the folder's size and the first line of its card that states a score."""
+    """One line: the name, the folder's size, the test mixture's score its card states and its robustness
+    table's clean figure."""
+    import re
+
     folder = available()[name]
     size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 1e6
-    card = (folder / CARD_FILE).read_text(encoding="utf-8").splitlines() if (folder / CARD_FILE).is_file() else []
-    summary = next((line.strip("-* ") for line in card if "SI-SNRi" in line), "")
-    return f"{name}  ({size:.1f} MB)  {summary}".rstrip()
+    card = (folder / CARD_FILE).read_text(encoding="utf-8") if (folder / CARD_FILE).is_file() else ""
+    parts = [f"{name}  ({size:.1f} MB)"]
+    score = re.search(r"test mixture SI-SNRi (-?\d+\.\d+) dB", card)
+    if score:
+        parts.append(f"test mixture SI-SNRi {score.group(1)} dB")
+    stored = stored_robustness(name)
+    if stored:
+        clean = next(iter(stored["results"].items()))
+        parts.append(f"{clean[0]} {clean[1][0]:.2f}")
+    return "; ".join(parts)
 
 
 def stored_robustness(name: str) -> dict | None:
