@@ -76,10 +76,12 @@ def _datasets(corpus: Path, sample_rate: int, settings: Settings) -> dict[str, D
 
 
 def _babble(corpus: Path, sample_rate: int, seed: int) -> Path:
-    """``<corpus>/babble/robustness``: babble of the cv voices (neither test nor training voices), made once."""
+    """``<corpus>/babble/robustness``: babble of the cv voices (neither test nor training voices; up to four
+    at once), made once."""
     folder = corpus / "babble" / "robustness"
     if not any(folder.glob("*.wav")):
-        make_babble(list_speakers(corpus / "raw" / "cv"), folder, 8, sample_rate, np.random.default_rng(seed))
+        voices = list_speakers(corpus / "raw" / "cv")
+        make_babble(voices, folder, 8, sample_rate, np.random.default_rng(seed), talkers=min(4, len(voices)))
     return folder
 
 
