@@ -13,6 +13,7 @@ its test mixture at the score its card states.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from sepmamba_sb.hub.layout import CARD_FILE, HPARAMS_FILE
@@ -39,8 +40,6 @@ def resolve(source: str | Path) -> str:
 def describe(name: str) -> str:
     """One line: the name, the folder's size, the test mixture's score its card states and its robustness
     table's clean figure."""
-    import re
-
     folder = available()[name]
     size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 1e6
     card = (folder / CARD_FILE).read_text(encoding="utf-8") if (folder / CARD_FILE).is_file() else ""
