@@ -79,6 +79,23 @@ def align_estimates(est: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.stack([e[:, o] for e, o in zip(est, order, strict=True)])
 
 
+def scale_invariant_scores(est: torch.Tensor, targets: torch.Tensor, mix: torch.Tensor,
+                           zero_mean: bool = True) -> tuple[float, float]:
+    """SI-SNR (``zero_mean``) or SI-SDR of aligned estimates, and its improvement over the mixture, in dB
+    averaged over the sources.
+
+    Parameters
+    ----------
+    est, targets : torch.Tensor
+        [T, S], the estimates already paired with the targets (:func:`align_estimates`).
+    mix : torch.Tensor
+        The mixture [T].
+    """
+    value = si_sdr(est.t(), targets.t(), zero_mean).mean().item()
+    baseline = si_sdr(mix.unsqueeze(0).expand(targets.shape[1], -1), targets.t(), zero_mean).mean().item()
+    return value, value - baseline
+
+
 def score_utterance(est: torch.Tensor, targets: torch.Tensor, mix: torch.Tensor) -> dict[str, float]:
     """The scores of one test mixture, in dB: ``METRICS`` (the ``_i`` ones over the mixture itself).
 
@@ -101,18 +118,17 @@ def score_utterance(est: torch.Tensor, targets: torch.Tensor, mix: torch.Tensor)
     if est.dim() != 2 or est.shape != targets.shape or mix.shape != est.shape[:1]:
         raise ValueError(f"score_utterance: est and targets must be [T, S] and mix [T], got {tuple(est.shape)}, "
                          f"{tuple(targets.shape)} and {tuple(mix.shape)}")
-    targets = targets.float().cpu()
+    targets, mix = targets.float().cpu(), mix.float().cpu()
     est = align_estimates(est.float().cpu()[None], targets[None])[0]
-    mix = mix.float().cpu().unsqueeze(-1).expand_as(targets)
-    reference, estimate, baseline = (x.t().double().numpy() for x in (targets, est, mix))
+    mixes = mix.unsqueeze(-1).expand_as(targets)
+    reference, estimate, baseline = (x.t().double().numpy() for x in (targets, est, mixes))
     with warnings.catch_warnings():  # mir_eval 0.8 deprecates it; it stays the reference SDR
         warnings.simplefilter("ignore", FutureWarning)
         sdr = float(bss_eval_sources(reference, estimate)[0].mean())
         sdr_mix = float(bss_eval_sources(reference, baseline)[0].mean())
     scores = {"sdr": sdr, "sdr_i": sdr - sdr_mix}
     for name, zero_mean in (("si-snr", True), ("si-sdr", False)):
-        value = si_sdr(est.t(), targets.t(), zero_mean).mean().item()
-        scores[name], scores[f"{name}_i"] = value, value - si_sdr(mix.t(), targets.t(), zero_mean).mean().item()
+        scores[name], scores[f"{name}_i"] = scale_invariant_scores(est, targets, mix, zero_mean)
     return scores
 
 

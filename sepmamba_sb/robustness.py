@@ -35,7 +35,7 @@ from sepmamba_sb.audio import draw_speakers, limit_peaks, list_speakers, read_au
 from sepmamba_sb.compare import mean_ci
 from sepmamba_sb.data.mixing import DynamicMixingDataset, active_level
 from sepmamba_sb.inference import fit_to_mixture
-from sepmamba_sb.metrics import align_estimates, si_sdr
+from sepmamba_sb.metrics import align_estimates, scale_invariant_scores, si_sdr
 from sepmamba_sb.noise import NoiseSource, make_babble
 
 GAP_TARGET_DB = 15.0  # the one-speaker share counts clips whose empty output is at least this far below
@@ -54,10 +54,9 @@ class Settings:
 
 def _si_snr_improvement(est: torch.Tensor, targets: torch.Tensor, mix: torch.Tensor) -> float:
     """SI-SNRi in dB of estimates [T, S] (any order, paired as the training loss pairs them) over the mixture [T]."""
-    est = align_estimates(est.float().cpu()[None], targets.float().cpu()[None])[0]
-    targets, mix = targets.float().cpu(), mix.float().cpu()
-    gained = si_sdr(est.t(), targets.t(), zero_mean=True) - si_sdr(mix.expand(targets.shape[1], -1), targets.t(), True)
-    return float(gained.mean())
+    targets = targets.float().cpu()
+    est = align_estimates(est.float().cpu()[None], targets[None])[0]
+    return scale_invariant_scores(est, targets, mix.float().cpu())[1]
 
 
 def _datasets(corpus: Path, sample_rate: int, settings: Settings) -> dict[str, DynamicMixingDataset]:

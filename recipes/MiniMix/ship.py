@@ -22,14 +22,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def reference_paths(mixture: Path) -> list[Path]:
-    """The references of a WHAMR!-layout clean mixture (``mix_clean_anechoic`` -> ``s<n>_anechoic``) or of
-    a wsj0-2mix-layout one (``mix`` -> ``s<n>``)."""
-    split = mixture.parent.parent
-    kind = "_anechoic" if mixture.parent.name.endswith("_anechoic") else ""
-    return [split / f"s{n}{kind}" / mixture.name for n in (1, 2)]
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path, help="the training run's output folder")
@@ -58,8 +50,8 @@ def main(argv=None) -> int:
     from speechbrain.dataio.dataio import load_data_csv
 
     rows = load_data_csv(hparams["test_data"], replacements={"data_root": hparams["data_folder"]})
-    mixture = Path(next(iter(rows.values()))["mix_wav"])
-    references = [read_audio(p)[0] for p in reference_paths(mixture)]
+    row = next(iter(rows.values()))  # export's test mixture; the CSV names its references too
+    references = [read_audio(row[f"s{n}_wav"])[0] for n in range(1, hparams["num_spks"] + 1)]
     for n, reference in enumerate(references, 1):
         write_audio(folder / f"test_mixture_s{n}.wav", reference, hparams["sample_rate"], subtype="FLOAT")
 
