@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="separate as a live stream, chunk by chunk (causal models; the file must be at the "
                              "model's rate), and report the real-time factor and latency")
     parser.add_argument("--chunk-ms", type=float, default=32.0, help="with --stream: chunk length (default 32 ms)")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default=None,
+                        help="CPU inference precision (default: the model's own, fp32 unless exported otherwise)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     return parser
 
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
         source = resolve(args.model)  # a shipped model's name -> its folder
         model = SepMambaSeparation.from_hparams(source=source, savedir=args.savedir or source,
-                                                run_opts={"device": args.device})
+                                                run_opts={"device": args.device}, precision=args.precision)
     except Exception as exc:  # any failure to load is reported in one line
         print(f"sepmamba-separate: cannot load the model from {args.model}: {type(exc).__name__}: {exc}",
               file=sys.stderr)

@@ -186,16 +186,31 @@ class SepMambaSeparation(Pretrained):
     MODULES_NEEDED = []  # one of the two forms, checked by as_separator
 
     @classmethod
-    def from_hparams(cls, source, *args, savedir=None, **kwargs):
+    def from_hparams(cls, source, *args, savedir=None, precision=None, **kwargs):
         """SpeechBrain's ``Pretrained.from_hparams``; ``source`` may also be the name of a model that
         ships with the package (``python -m sepmamba_sb.pretrained`` lists them), loaded offline from
-        its folder (which is then also the ``savedir``, unless one is given)."""
+        its folder (which is then also the ``savedir``, unless one is given).
+
+        ``precision`` (``"fp32"``, ``"bf16"`` or ``"int8"``; CPU only) converts the loaded separator with
+        :func:`sepmamba_sb.precision.to_precision`; ``None`` keeps the folder's own (fp32, or the
+        precision it was exported in: ``python -m sepmamba_sb.hub export --precision``).
+        """
+        from sepmamba_sb.precision import check_precision, precision_of, to_precision
         from sepmamba_sb.pretrained import resolve
 
+        if precision is not None:
+            check_precision(precision)
         folder = resolve(source)
         if folder != str(source) and savedir is None:
             savedir = folder
-        return super().from_hparams(folder, *args, savedir=savedir, **kwargs)
+        model = super().from_hparams(folder, *args, savedir=savedir, **kwargs)
+        stored = precision_of(model.separator)
+        if precision is not None and precision != stored:
+            if stored != "fp32":
+                raise ValueError(f"precision={precision!r}: {source} was exported in {stored} and holds no "
+                                 "float32 weights; load it with precision=None or export the run again")
+            to_precision(model.separator, precision)
+        return model
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

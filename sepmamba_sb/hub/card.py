@@ -60,7 +60,7 @@ def _latency(modules: dict, num_spks: int, sample_rate: int) -> str:
             "recorded, plus compute time (`model.separate_chunk`, `sepmamba-separate --stream`).")
 
 
-def model_card(modules: dict, hparams: dict, run: Path | None, licence: str) -> str:
+def model_card(modules: dict, hparams: dict, run: Path | None, licence: str, precision: str = "fp32") -> str:
     """The card's markdown.
 
     Parameters
@@ -73,6 +73,8 @@ def model_card(modules: dict, hparams: dict, run: Path | None, licence: str) -> 
         The run folder, for the training log and the test results (None: not recorded).
     licence : str
         The weights' licence, as a hub ``license`` identifier.
+    precision : str
+        The stored weights' precision (:mod:`sepmamba_sb.precision`); the test scores are the float32 model's.
     """
     sample_rate, num_spks = hparams["sample_rate"], hparams["num_spks"]
     corpus, recipe = hparams.get("corpus") or "own data", hparams.get("recipe")
@@ -95,6 +97,9 @@ def model_card(modules: dict, hparams: dict, run: Path | None, licence: str) -> 
         "",
         f"SepMamba ([arXiv 2410.20997](https://arxiv.org/abs/2410.20997)) {form}: {params:,} parameters, "
         f"separates {num_spks} speakers at {sample_rate} Hz.",
+        *([] if precision == "fp32" else [
+            "", f"Weights stored for {precision} CPU inference (sepmamba_sb.precision.to_precision); the scores "
+            "below are the float32 model's."]),
         "",
         "## Install",
         "",

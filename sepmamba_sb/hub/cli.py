@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--corpus", default=None, help="training data named in the card (default: the yaml's corpus)")
     ex.add_argument("--recipe", default=None, help="recipe named in the card (default: the yaml's recipe)")
     ex.add_argument("--license", dest="licence", default="apache-2.0", help="the weights' licence (hub identifier)")
+    ex.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+                    help="store the weights in this CPU inference precision (default fp32)")
     ch = commands.add_parser("check", help="check that a folder is ready to share (exit 1 if not)")
     ch.add_argument("folder")
     ch.add_argument("--no-load", action="store_true", help="skip loading in fresh processes (files and card only)")
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export":
         try:
             out = export(args.run, args.out, test_mixture=args.test_mixture, corpus=args.corpus, recipe=args.recipe,
-                         licence=args.licence)
+                         licence=args.licence, precision=args.precision)
         except (FileNotFoundError, TypeError, ValueError) as exc:
             print(f"hub export: {exc}", file=sys.stderr)
             return 2

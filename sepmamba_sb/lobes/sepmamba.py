@@ -112,7 +112,7 @@ class SepMamba(SepMambaUNet):
             For a bidirectional model (``causal=False``), saying why it cannot stream.
         """
         body = self.make_body_context(batch_size)
-        tail = self.decoder.weight.new_zeros(batch_size, self.num_spks, self.kernel_sizes[0] - self.strides[0])
+        tail = self.activation_reference().new_zeros(batch_size, self.num_spks, self.kernel_sizes[0] - self.strides[0])
         return new_context(self, batch_size, body, tail, math.prod(self.strides), self.num_spks)
 
     def forward_streaming(self, chunk: torch.Tensor, context: StreamingContext) -> torch.Tensor:

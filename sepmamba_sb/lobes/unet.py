@@ -219,6 +219,11 @@ class SepMambaUNet(nn.Module):
         """The level each up block outputs to, in the order of ``self.up`` (deepest first)."""
         return list(reversed(range(len(self.kernel_sizes) - 1)))
 
+    def activation_reference(self) -> torch.Tensor:
+        """A tensor on the activations' device and in their dtype, for a stream's buffers: a Mamba norm's
+        weight (float32 also after :func:`sepmamba_sb.precision.to_precision` casts the convolutions)."""
+        return self.down[0].mamba_layer.forward_mamba_block.mamba_blocks[0].norm.weight
+
     def make_body_context(self, batch_size: int) -> UNetStreamingContext:
         """The zero context a stream through :meth:`body_streaming` starts from (causal bodies only).
 
@@ -232,7 +237,7 @@ class SepMambaUNet(nn.Module):
         ValueError
             For a bidirectional body, saying why it cannot stream.
         """
-        weight = next(self.parameters())
+        weight = self.activation_reference()
 
         def zeros(channels: int, length: int) -> torch.Tensor:
             return weight.new_zeros(batch_size, channels, length)

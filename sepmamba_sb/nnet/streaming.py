@@ -68,9 +68,10 @@ def strided_conv_stream(conv: nn.Conv1d, x: torch.Tensor, pending: torch.Tensor)
     # as its frame count runs up to 3x slower (what conv1d's im2col does)
     patches = x[..., : (frames - 1) * stride + kernel].unfold(-1, kernel, stride)  # (batch, C_in, f, k)
     patches = patches.transpose(1, 2).reshape(x.shape[0], frames, -1)  # (batch, f, C_in * k)
-    out = torch.matmul(patches, conv.weight.view(conv.out_channels, -1).t()).transpose(1, 2)
+    weight = conv.weight.view(conv.out_channels, -1)  # products in the weight's dtype (bf16: to_precision)
+    out = torch.matmul(patches.to(weight.dtype), weight.t()).to(x.dtype).transpose(1, 2)
     if conv.bias is not None:
-        out = out + conv.bias.unsqueeze(-1)
+        out = out + conv.bias.to(x.dtype).unsqueeze(-1)
     return out, x[..., frames * stride:]
 
 
@@ -101,7 +102,8 @@ def transposed_conv_stream(conv: nn.ConvTranspose1d, x: torch.Tensor,
     # 7x slower on a chunk's few frames), then overlap-added: tap j = q s + r of frame i lands on sample
     # (i + q) s + r, so each shift q adds one (frames, s) block per channel.
     shifts = -(-kernel // stride)
-    taps = torch.matmul(x.transpose(1, 2), conv.weight.view(conv.in_channels, -1))  # (batch, f, C_out * k)
+    weight = conv.weight.view(conv.in_channels, -1)  # products in the weight's dtype (bf16: to_precision)
+    taps = torch.matmul(x.transpose(1, 2).to(weight.dtype), weight).to(x.dtype)  # (batch, f, C_out * k)
     taps = F.pad(taps.view(batch, frames, channels, kernel), (0, shifts * stride - kernel))
     taps = taps.view(batch, frames, channels, shifts, stride).permute(0, 2, 3, 1, 4)  # (batch, C_out, q, f, s)
     y = x.new_zeros(batch, channels, frames + shifts, stride)
@@ -112,7 +114,7 @@ def transposed_conv_stream(conv: nn.ConvTranspose1d, x: torch.Tensor,
     y = torch.cat([y[..., :overlap] + tail, y[..., overlap:]], dim=-1)
     out = y[..., : frames * stride]
     if conv.bias is not None:
-        out = out + conv.bias.unsqueeze(-1)
+        out = out + conv.bias.to(x.dtype).unsqueeze(-1)
     return out, y[..., frames * stride:]
 
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from sepmamba_sb.ops.causal_conv import causal_conv1d
 from sepmamba_sb.ops.dispatch import fusion_enabled, resolve_backend, run_scan
 from sepmamba_sb.ops.mamba_ssm_kernels import mamba_kernels
+from sepmamba_sb.ops.quantized import Int8Weight
 
 
 @dataclass
@@ -51,7 +52,8 @@ class MixerWeights:
     """The tensors of a Mamba-1 mixer, named as mamba-ssm's ``mamba_inner_fn`` takes them.
 
     Each may carry a leading groups dimension (all alike): batch row b of the input then uses group
-    ``b // (batch // groups)``.
+    ``b // (batch // groups)``. The three projections' weights may be bfloat16 or an :class:`Int8Weight`
+    (:func:`sepmamba_sb.precision.to_precision`): :func:`linear_rows` runs them in their precision.
 
     Attributes
     ----------
@@ -98,9 +100,13 @@ class MixerWeights:
 
     @staticmethod
     def stack(sets: list[MixerWeights]) -> MixerWeights:
-        """Several mixers' weights as one grouped set, in order."""
-        return MixerWeights(**{f.name: None if getattr(sets[0], f.name) is None else
-                               torch.stack([getattr(w, f.name) for w in sets]) for f in fields(MixerWeights)})
+        """Several mixers' weights as one grouped set, in order (int8 weights as :meth:`Int8Weight.stack`)."""
+        def stacked(values):
+            if values[0] is None:
+                return None
+            return Int8Weight.stack(values) if isinstance(values[0], Int8Weight) else torch.stack(values)
+
+        return MixerWeights(**{f.name: stacked([getattr(w, f.name) for w in sets]) for f in fields(MixerWeights)})
 
     def group(self, g: int) -> MixerWeights:
         """Group ``g``'s weights, ungrouped."""
@@ -135,13 +141,16 @@ def linear_channel_major(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def linear_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``x @ weight.T + bias`` per batch row, one GEMM per group.
+    """``x @ weight.T + bias`` per batch row, one GEMM per group, in the weight's precision.
+
+    A bfloat16 weight multiplies ``x`` cast to bfloat16, and the product returns in ``x``'s dtype; an
+    :class:`Int8Weight` runs its int8 kernel (:mod:`sepmamba_sb.ops.quantized`).
 
     Parameters
     ----------
     x : torch.Tensor
         (batch, len, in).
-    weight : torch.Tensor
+    weight : torch.Tensor or Int8Weight
         (out, in), or grouped (groups, out, in): batch row b uses group ``b // (batch // groups)``.
     bias : torch.Tensor, optional
         (out,), or (groups, out).
@@ -149,8 +158,12 @@ def linear_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     Returns
     -------
     torch.Tensor
-        (batch, len, out), contiguous.
+        (batch, len, out), contiguous, in ``x``'s dtype.
     """
+    if isinstance(weight, Int8Weight):
+        return weight.linear(x, bias)
+    if weight.dtype != x.dtype:
+        return linear_rows(x.to(weight.dtype), weight, None if bias is None else bias.to(weight.dtype)).to(x.dtype)
     if weight.dim() == 2:
         return F.linear(x, weight, bias)
     groups, batch, length = weight.shape[0], x.shape[0], x.shape[1]
