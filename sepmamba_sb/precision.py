@@ -5,18 +5,17 @@ time or wrapped by :func:`sepmamba_sb.lobes.as_separator`), and SpeechBrain's ow
 result keeps ``forward`` (and, for a causal SepMamba, ``make_streaming_context``/``forward_streaming``),
 takes and returns float32 as before, and is meant for inference (``torch.no_grad``).
 
-Where a module holds Mamba mixers (ours), only the matrix products change precision:
+Where a module holds Mamba mixers (ours), the selective scan's state and the residual stream stay float32:
 
 - ``bf16``: the mixers' ``in_proj``, ``x_proj`` and ``out_proj`` weights and the U-Net's (and
-  Encoder's/Decoder's) convolution weights are stored in bfloat16; each product casts its input to
-  bfloat16 and its output back to float32. The norms, the depthwise conv, ``dt_proj``, the selective
-  scan (its state and accumulation) and the residual stream stay float32: a model cast wholly to
-  bfloat16 runs slower here than float32, its casts around the float32 scan costing more than the
-  products gain.
+  Encoder's/Decoder's) convolution weights are stored in bfloat16. Inside a mixer the activations stay
+  bfloat16 from ``in_proj`` to ``out_proj``: the C++ depthwise conv and selective scan read and write
+  bfloat16 and compute in float32, with the scan's state and sums, ``dt_proj``, ``A``, ``D`` and the
+  conv's taps in float32. The norms and the residual stream between blocks stay float32, and each
+  U-Net convolution casts its input to bfloat16 and its output back.
 - ``int8``: the mixers' three projections become :class:`Int8Linear` (weights int8 per output channel,
   activations quantized dynamically, :mod:`sepmamba_sb.ops.quantized`), in the fused bidirectional
-  path and in streaming alike; everything else stays float32. The U-Net's convolutions stay float32:
-  they are 1 to 4 % of a pass.
+  path and in streaming alike; everything else, the U-Net's convolutions included, stays float32.
 
 Any other module (SpeechBrain's SepFormer, Conv-TasNet, DPRNN) converts as PyTorch supports it, for
 like-with-like comparisons: ``bf16`` runs the whole module in bfloat16 (parameters cast, float inputs

@@ -45,6 +45,42 @@ def test_per_channel_quantization_rounds_each_row_to_its_own_scale():
     assert (error <= scale.double()[:, None] / 2 * (1 + 1e-5)).all()  # half a step, row by row
 
 
+def bf16_activations(batch=2, dim=40, length=300, nstate=16, rank=3, seed=0):
+    """Scan inputs as a bf16 mixer makes them: u and z channel-dense bf16, the low-rank step and B, C
+    strided views of one bf16 x_proj output; A, D, delta_bias, dt_proj weight and a state in float32."""
+    g = torch.Generator().manual_seed(seed)
+    u, z = (torch.randn(batch, length, dim, generator=g).bfloat16().transpose(1, 2) for _ in range(2))
+    x_dbl = torch.randn(batch, length, rank + 2 * nstate, generator=g).bfloat16()
+    low, B, C = (t.transpose(1, 2) for t in torch.split(x_dbl, [rank, nstate, nstate], dim=-1))
+    params = {"A": -(0.5 + torch.rand(dim, nstate, generator=g) * 2), "D": torch.randn(dim, generator=g),
+              "delta_bias": torch.randn(dim, generator=g) * 0.5,
+              "delta_proj_weight": torch.randn(dim, rank, generator=g),
+              "initial_state": torch.randn(batch, dim, nstate, generator=g)}
+    return u, low, B, C, z, params
+
+
+def test_cpu_kernels_read_and_write_bf16_as_the_float32_kernels_would_round():
+    """Without autograd the C++ scan and conv take bf16 activations as they are: the same float32 sums as
+    on the widened inputs, the output rounded once to bf16 (so equal to the float32 kernel's, rounded)."""
+    from sepmamba_sb.ops import causal_conv1d, cpu_kernel
+
+    u, low, B, C, z, p = bf16_activations()
+    with torch.no_grad():
+        out, last = cpu_kernel.selective_scan_cpu(u, low, p["A"], B, C, p["D"], z, p["delta_bias"], True, True,
+                                                  p["initial_state"], p["delta_proj_weight"])
+        ref, ref_last = cpu_kernel.selective_scan_cpu(u.float(), low.float(), p["A"], B.float(), C.float(), p["D"],
+                                                      z.float(), p["delta_bias"], True, True, p["initial_state"],
+                                                      p["delta_proj_weight"])
+    assert out.dtype == torch.bfloat16 and last.dtype == torch.float32 and out.stride() == u.stride()
+    assert torch.equal(out, ref.bfloat16()) and torch.equal(last, ref_last)
+    weight, bias, start = torch.randn(40, 4), torch.randn(40), torch.randn(2, 40, 3)
+    with torch.no_grad():
+        y, final = causal_conv1d(u, weight, bias, "silu", start, True)
+        y_ref, final_ref = causal_conv1d(u.float(), weight, bias, "silu", start, True)
+    assert y.dtype == torch.bfloat16 and final.dtype == torch.float32
+    assert torch.equal(y, y_ref.bfloat16()) and torch.equal(final, final_ref)
+
+
 def test_int8_linear_against_float64():
     torch.manual_seed(0)
     linear = nn.Linear(64, 48)

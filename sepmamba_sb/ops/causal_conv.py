@@ -70,7 +70,9 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         raise ValueError(f"causal_conv1d: initial_states must be (batch, dim, W - 1) = "
                          f"{(x.shape[0], x.shape[1], width - 1)}, got {tuple(initial_states.shape)}")
     wants_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
-    if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and fused
+    # bfloat16 activations (sepmamba_sb.precision) take the C++ kernel in inference only
+    kernel_dtypes = (torch.float32, torch.float64) if wants_grad else (torch.float32, torch.float64, torch.bfloat16)
+    if (x.device.type == "cpu" and x.dtype in kernel_dtypes and fused
             and not (wants_grad and initial_states is not None) and cpu_kernel.build_error() is None):
         with torch.profiler.record_function("sepmamba_sb::causal_conv1d (cpu)"):  # named in profiles
             y, final_states = cpu_kernel.causal_conv1d_cpu(x, weight, bias, initial_states, activation == "silu",
@@ -80,6 +82,10 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         if final_states is None:  # differentiated: the last inputs, from x itself
             final_states = _last_inputs(x, initial_states, width)
         return y, final_states
+    if x.dtype != weight.dtype:  # bfloat16 activations on a portable path: computed in the weight's dtype
+        out = causal_conv1d(x.to(weight.dtype), weight, bias, activation, initial_states, return_final_states,
+                            fused=fused)
+        return (out[0].to(x.dtype), out[1]) if return_final_states else out.to(x.dtype)
     if groups > 1:  # the portable paths take one filter bank: one call per group
         outs = [causal_conv1d(xg, wg, None if bias is None else bias[g], activation,
                               None if initial_states is None else initial_states.chunk(groups)[g], return_final_states,

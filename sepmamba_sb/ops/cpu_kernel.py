@@ -162,18 +162,22 @@ def _forward(inputs, delta_softplus, save_checkpoints, return_last_state, in_pla
     """Cast ``inputs`` (u, delta, A, B, C, D, z, delta_bias, initial_state, delta_proj_weight) to the
     compute dtype and run the kernel.
 
+    bfloat16 activations without checkpoints (inference) stay bfloat16: the kernel reads u, delta, B, C
+    and z and writes its output in bfloat16, and computes in float32 (the other inputs' dtype).
+
     Returns the cast inputs and the kernel's (out, checkpoints, last_state).
     """
     ctype = torch.float64 if inputs[0].dtype == torch.float64 else torch.float32
+    io = torch.bfloat16 if inputs[0].dtype == torch.bfloat16 and not save_checkpoints else ctype
     u, delta, A, B, C, D, z, delta_bias, initial_state, delta_proj_weight = inputs
     args = (
-        _dense(u, ctype),
-        _dense(delta, ctype),
+        _dense(u, io),
+        _dense(delta, io),
         _vector(A, ctype),
-        B.to(ctype),  # any strides: the kernel reads one value of B and C per step and state
-        C.to(ctype),
+        B.to(io),  # any strides: the kernel reads one value of B and C per step and state
+        C.to(io),
         _vector(D, ctype),
-        _dense(z, ctype),
+        _dense(z, io),
         _vector(delta_bias, ctype),
         _vector(initial_state, ctype),
         _vector(delta_proj_weight, ctype),
@@ -248,7 +252,8 @@ class _CpuCausalConv(torch.autograd.Function):
 def causal_conv1d_cpu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                       initial_states: torch.Tensor | None, silu: bool,
                       in_place: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Depthwise causal conv with the C++ kernel, in ``x``'s dtype (float32 or float64).
+    """Depthwise causal conv with the C++ kernel, in ``x``'s dtype (float32 or float64; bfloat16 ``x`` without
+    autograd is read and written as bfloat16 and computed in float32, its final states float32).
 
     Arguments as :func:`sepmamba_sb.ops.causal_conv1d` (``weight`` (dim, W) or grouped (groups, dim, W),
     ``bias`` (dim,) or (groups, dim)); ``x`` time dense or channels dense, the output in its layout.
@@ -260,8 +265,8 @@ def causal_conv1d_cpu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     tuple
         ``(y, final_states)``; ``final_states`` (batch, dim, W - 1) is ``None`` when differentiating.
     """
-    dtype = x.dtype
-    x, weight, bias = _dense(x, dtype), weight.to(dtype).contiguous(), _vector(bias, dtype)
+    dtype = torch.float32 if x.dtype == torch.bfloat16 else x.dtype
+    x, weight, bias = _dense(x, x.dtype), weight.to(dtype).contiguous(), _vector(bias, dtype)
     if initial_states is None and torch.is_grad_enabled() and any(
             t is not None and t.requires_grad for t in (x, weight, bias)):
         return _CpuCausalConv.apply(x, weight, bias, silu), None

@@ -303,11 +303,16 @@ def run_scan(name, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_l
     """
     if name == "mamba_ssm" and initial_state is not None:
         name = "reference"  # mamba-ssm's selective_scan_fn has no initial state
+    if u.dtype == torch.bfloat16 and name == "reference":  # bf16 activations (sepmamba_sb.precision): in float32
+        u, delta, B, C, z = (None if t is None else t.float() for t in (u, delta, B, C, z))
+        out = run_scan(name, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state,
+                       delta_proj_weight, overwrite_u, fused)
+        return (out[0].bfloat16(), out[1]) if return_last_state else out.bfloat16()
     for observe in _observers.get():
         observe(tuple(u.shape), A.shape[-1])
     with torch.profiler.record_function(f"sepmamba_sb::selective_scan ({name})"):  # named in profiles
         if delta_proj_weight is not None and not (name == "cpu" and fused):
-            delta, delta_proj_weight = _project(delta_proj_weight, delta), None
+            delta, delta_proj_weight = _project(delta_proj_weight, delta.to(delta_proj_weight.dtype)), None
         if name == "cpu":
             return cpu_kernel.selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                                                  return_last_state, initial_state, delta_proj_weight, overwrite_u)

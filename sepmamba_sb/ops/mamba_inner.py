@@ -143,8 +143,9 @@ def linear_channel_major(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def linear_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``x @ weight.T + bias`` per batch row, one GEMM per group, in the weight's precision.
 
-    A bfloat16 weight multiplies ``x`` cast to bfloat16, and the product returns in ``x``'s dtype; an
-    :class:`Int8Weight` runs its int8 kernel (:mod:`sepmamba_sb.ops.quantized`).
+    A bfloat16 weight multiplies ``x`` cast to bfloat16 and returns bfloat16, which the mixer's CPU
+    kernels read as it is (:func:`sepmamba_sb.precision.to_precision`); an :class:`Int8Weight` runs its
+    int8 kernel (:mod:`sepmamba_sb.ops.quantized`) and returns ``x``'s dtype.
 
     Parameters
     ----------
@@ -158,12 +159,12 @@ def linear_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     Returns
     -------
     torch.Tensor
-        (batch, len, out), contiguous, in ``x``'s dtype.
+        (batch, len, out), contiguous, in the weight's dtype (``x``'s for int8).
     """
     if isinstance(weight, Int8Weight):
         return weight.linear(x, bias)
     if weight.dtype != x.dtype:
-        return linear_rows(x.to(weight.dtype), weight, None if bias is None else bias.to(weight.dtype)).to(x.dtype)
+        return linear_rows(x.to(weight.dtype), weight, None if bias is None else bias.to(weight.dtype))
     if weight.dim() == 2:
         return F.linear(x, weight, bias)
     groups, batch, length = weight.shape[0], x.shape[0], x.shape[1]

@@ -25,6 +25,9 @@
 // the chunk's states and decays from its checkpoint into a tile, then runs the adjoint recurrence.
 // Tasks are spread over threads with at::parallel_for. The last block of channels may be partial: its
 // missing lanes are zero-filled (u = 0 keeps their state at zero) and never stored.
+// bfloat16 activations (reduced-precision inference, forward only): u, delta, B, C, z and the output are
+// read and written as bfloat16 (io_t) and widened into float tiles; the state, the parameters (A, D,
+// delta_bias, delta_proj_weight, initial and last states) and every sum are float.
 
 #include <torch/extension.h>
 
@@ -64,16 +67,16 @@ struct Aligned64 {
 template <typename T>
 using Buffer = std::vector<T, Aligned64<T>>;
 
-template <typename scalar_t>
+template <typename scalar_t, typename io_t = scalar_t>
 struct ScanArgs {
   int64_t batch = 0, dim = 0, len = 0, nstate = 0;
-  const scalar_t* u = nullptr;
-  const scalar_t* delta = nullptr;
+  const io_t* u = nullptr;
+  const io_t* delta = nullptr;
   const scalar_t* A = nullptr;
-  const scalar_t* B = nullptr;
-  const scalar_t* C = nullptr;
+  const io_t* B = nullptr;
+  const io_t* C = nullptr;
   const scalar_t* D = nullptr;           // may be null
-  const scalar_t* z = nullptr;           // may be null
+  const io_t* z = nullptr;               // may be null
   const scalar_t* delta_bias = nullptr;  // may be null
   const scalar_t* h0 = nullptr;          // initial state (batch, dim, nstate), contiguous; may be null
   const scalar_t* dtw = nullptr;         // delta_proj_weight (groups, dim, R); may be null
@@ -219,17 +222,25 @@ void prefetch_slab(const scalar_t* base, int64_t sd, int64_t st, int64_t d0, int
 // Channels [d0, d0+nvalid) x steps [t0, t0+nt) of a (dim, len) slice with strides (sd, st) -> tile[t][w],
 // zeros in the missing lanes. Channels dense (sd == 1): one vector per step; time dense: a transpose.
 // Then a prefetch of the next chunk (next_nt steps) of the same channels.
-template <typename scalar_t>
-void load_tile(const scalar_t* base, int64_t sd, int64_t st, int64_t d0, int64_t nvalid, int64_t t0, int64_t nt,
+// A bfloat16 input (io_t) is widened to the tile's float.
+template <typename scalar_t, typename io_t>
+void load_tile(const io_t* base, int64_t sd, int64_t st, int64_t d0, int64_t nvalid, int64_t t0, int64_t nt,
                scalar_t* tile, int64_t next_t0 = 0, int64_t next_nt = 0) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
   if (sd == 1) {
-    for (int64_t t = 0; t < nt; ++t) Vec::loadu(base + d0 + (t0 + t) * st, nvalid).store(tile + t * W);
+    if constexpr (std::is_same_v<io_t, scalar_t>) {
+      for (int64_t t = 0; t < nt; ++t) Vec::loadu(base + d0 + (t0 + t) * st, nvalid).store(tile + t * W);
+    } else {
+      static_assert(std::is_same_v<io_t, c10::BFloat16> && std::is_same_v<scalar_t, float>);
+      for (int64_t t = 0; t < nt; ++t)  // W bfloat16 (zeros past nvalid), widened: the first half of the pair
+        std::get<0>(at::vec::convert_bfloat16_float(Vectorized<io_t>::loadu(base + d0 + (t0 + t) * st, nvalid)))
+            .store(tile + t * W);
+    }
   } else {
     for (int64_t w = 0; w < nvalid; ++w) {
-      const scalar_t* row = base + (d0 + w) * sd + t0 * st;
-      for (int64_t t = 0; t < nt; ++t) tile[t * W + w] = row[t * st];
+      const io_t* row = base + (d0 + w) * sd + t0 * st;
+      for (int64_t t = 0; t < nt; ++t) tile[t * W + w] = static_cast<scalar_t>(row[t * st]);
     }
     for (int64_t w = nvalid; w < W; ++w)
       for (int64_t t = 0; t < nt; ++t) tile[t * W + w] = scalar_t(0);
@@ -237,18 +248,25 @@ void load_tile(const scalar_t* base, int64_t sd, int64_t st, int64_t d0, int64_t
   if (next_nt > 0) prefetch_slab(base, sd, st, d0, nvalid, next_t0, next_nt);
 }
 
-template <typename scalar_t>
-void store_tile(const scalar_t* tile, int64_t d0, int64_t nvalid, int64_t t0, int64_t nt, scalar_t* base,
+// A bfloat16 output (io_t) is rounded from the tile's float.
+template <typename scalar_t, typename io_t>
+void store_tile(const scalar_t* tile, int64_t d0, int64_t nvalid, int64_t t0, int64_t nt, io_t* base,
                 int64_t sd, int64_t st) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
   if (sd == 1) {
-    for (int64_t t = 0; t < nt; ++t) Vec::loadu(tile + t * W).store(base + d0 + (t0 + t) * st, nvalid);
+    if constexpr (std::is_same_v<io_t, scalar_t>) {
+      for (int64_t t = 0; t < nt; ++t) Vec::loadu(tile + t * W).store(base + d0 + (t0 + t) * st, nvalid);
+    } else {
+      static_assert(std::is_same_v<io_t, c10::BFloat16> && std::is_same_v<scalar_t, float>);
+      for (int64_t t = 0; t < nt; ++t)  // rounded to bfloat16 (round to nearest even), the first nvalid stored
+        at::vec::convert_float_bfloat16(Vec::loadu(tile + t * W), Vec(0.f)).store(base + d0 + (t0 + t) * st, nvalid);
+    }
     return;
   }
   for (int64_t w = 0; w < nvalid; ++w) {
-    scalar_t* row = base + (d0 + w) * sd + t0 * st;
-    for (int64_t t = 0; t < nt; ++t) row[t * st] = tile[t * W + w];
+    io_t* row = base + (d0 + w) * sd + t0 * st;
+    for (int64_t t = 0; t < nt; ++t) row[t * st] = static_cast<io_t>(tile[t * W + w]);
   }
 }
 
@@ -273,17 +291,19 @@ struct ChunkTiles {
 
   // Loads chunk [t0, t0+nt) and prefetches [next_t0, next_t0+next_nt) (next_nt = 0: none). With a
   // fused step-size projection, wdt holds its R columns as lanes and delta is the low-rank input.
-  void load(const ScanArgs<scalar_t>& a, int64_t b, int64_t d0, int64_t nvalid, int64_t t0, int64_t nt,
+  template <typename io_t>
+  void load(const ScanArgs<scalar_t, io_t>& a, int64_t b, int64_t d0, int64_t nvalid, int64_t t0, int64_t nt,
             const Vectorized<scalar_t>& bias, const Vectorized<scalar_t>* wdt, int64_t next_t0, int64_t next_nt) {
     using Vec = Vectorized<scalar_t>;
     constexpr int64_t W = Vec::size();
     load_tile(a.u + b * a.u_sb, a.u_sd, a.u_st, d0, nvalid, t0, nt, u.data(), next_t0, next_nt);
     if (a.z != nullptr) load_tile(a.z + b * a.z_sb, a.z_sd, a.z_st, d0, nvalid, t0, nt, z.data(), next_t0, next_nt);
     if (a.dtw != nullptr) {
-      const scalar_t* low = a.delta + b * a.delta_sb + t0 * a.delta_st;
+      const io_t* low = a.delta + b * a.delta_sb + t0 * a.delta_st;
       for (int64_t t = 0; t < nt; ++t) {
         Vec r = bias;
-        for (int64_t k = 0; k < a.R; ++k) r = at::vec::fmadd(wdt[k], Vec(low[t * a.delta_st + k * a.delta_sd]), r);
+        for (int64_t k = 0; k < a.R; ++k)
+          r = at::vec::fmadd(wdt[k], Vec(static_cast<scalar_t>(low[t * a.delta_st + k * a.delta_sd])), r);
         r.store(raw.data() + t * W);
         (a.softplus ? vsoftplus(r) : r).store(dt.data() + t * W);
       }
@@ -317,19 +337,19 @@ void store_lanes(const Vectorized<scalar_t>& v, scalar_t* dst, int64_t stride, i
 
 // One task: batch item b, channels [d0, d0 + nvalid), with the per-channel parameters as lanes.
 // kN > 0 fixes the state size at compile time so that the state stays in registers; kN == 0 is any.
-template <typename scalar_t, int64_t kN>
+template <typename scalar_t, int64_t kN, typename io_t = scalar_t>
 struct Block {
   using Vec = Vectorized<scalar_t>;
   static constexpr int64_t W = Vec::size();
-  const ScanArgs<scalar_t>& a;
+  const ScanArgs<scalar_t, io_t>& a;
   const int64_t b, blk, d0, nvalid, N, nchunk, g;
   const StateVecs<Vec, kN> A;
   const Vec D, bias;
-  const scalar_t* const Bb;
-  const scalar_t* const Cb;
+  const io_t* const Bb;
+  const io_t* const Cb;
   std::vector<Vec> wdt;  // the fused step-size projection's R columns, as lanes
 
-  Block(const ScanArgs<scalar_t>& args, int64_t b_, int64_t blk_)
+  Block(const ScanArgs<scalar_t, io_t>& args, int64_t b_, int64_t blk_)
       : a(args), b(b_), blk(blk_), d0(blk_ * W), nvalid(std::min<int64_t>(W, args.dim - blk_ * W)),
         N(kN > 0 ? kN : args.nstate), nchunk((args.len + kChunk - 1) / kChunk), g(args.group(b_)),
         A(load_A<scalar_t, kN>(args.A + g * args.dim * N, N, d0, nvalid)),
@@ -365,17 +385,18 @@ struct Block {
   Vec step(StateVecs<Vec, kN>& h, const Vec& x, const Vec& dt, int64_t t, Visit&& visit) const {
     const Vec dtx = dt * x;
     Vec y = D * x, y2(scalar_t(0));  // two partial sums: half the dependency chain through y
-    const scalar_t* Bt = Bb + t * a.B_st;
-    const scalar_t* Ct = Cb + t * a.C_st;
+    const io_t* Bt = Bb + t * a.B_st;
+    const io_t* Ct = Cb + t * a.C_st;
     // a compile-time trip count when kN > 0, so that the loop unrolls and h stays in registers
 #pragma GCC unroll 16
     for (int64_t n = 0; n < (kN > 0 ? kN : N); ++n) {
       const Vec decay = vexp(dt * A[n]);
-      h[n] = at::vec::fmadd(decay, h[n], dtx * Vec(Bt[n * a.B_sn]));
+      h[n] = at::vec::fmadd(decay, h[n], dtx * Vec(static_cast<scalar_t>(Bt[n * a.B_sn])));
       visit(n, decay);
       if (kOutput) {
-        if (n % 2 == 0) y = at::vec::fmadd(h[n], Vec(Ct[n * a.C_sn]), y);
-        else y2 = at::vec::fmadd(h[n], Vec(Ct[n * a.C_sn]), y2);
+        const Vec c(static_cast<scalar_t>(Ct[n * a.C_sn]));
+        if (n % 2 == 0) y = at::vec::fmadd(h[n], c, y);
+        else y2 = at::vec::fmadd(h[n], c, y2);
       }
     }
     return kOutput ? y + y2 : y;
@@ -384,12 +405,12 @@ struct Block {
 
 // Chunk c of one block: the recurrence from h (updated), the output tile stored, h saved first as the
 // chunk's checkpoint when ckpt is given.
-template <typename scalar_t, int64_t kN>
-void forward_chunk(const Block<scalar_t, kN>& blk_, StateVecs<Vectorized<scalar_t>, kN>& h, int64_t c,
-                   ChunkTiles<scalar_t>& tiles, Buffer<scalar_t>& ybuf, scalar_t* out, scalar_t* ckpt) {
+template <typename scalar_t, int64_t kN, typename io_t>
+void forward_chunk(const Block<scalar_t, kN, io_t>& blk_, StateVecs<Vectorized<scalar_t>, kN>& h, int64_t c,
+                   ChunkTiles<scalar_t>& tiles, Buffer<scalar_t>& ybuf, io_t* out, scalar_t* ckpt) {
   using Vec = Vectorized<scalar_t>;
   constexpr int64_t W = Vec::size();
-  const ScanArgs<scalar_t>& a = blk_.a;
+  const ScanArgs<scalar_t, io_t>& a = blk_.a;
   const int64_t t0 = c * kChunk, nt = std::min(kChunk, a.len - t0);
   const int64_t next_nt = std::max<int64_t>(0, std::min(kChunk, a.len - t0 - kChunk));
   auto no_visit = [](int64_t, const Vec&) {};
@@ -412,9 +433,10 @@ void forward_chunk(const Block<scalar_t, kN>& blk_, StateVecs<Vectorized<scalar_
 }
 
 // The Block of every channel block [blk0, blk1) of batch row b.
-template <typename scalar_t, int64_t kN>
-std::vector<Block<scalar_t, kN>> span_blocks(const ScanArgs<scalar_t>& a, int64_t b, int64_t blk0, int64_t blk1) {
-  std::vector<Block<scalar_t, kN>> blocks;
+template <typename scalar_t, int64_t kN, typename io_t = scalar_t>
+std::vector<Block<scalar_t, kN, io_t>> span_blocks(const ScanArgs<scalar_t, io_t>& a, int64_t b, int64_t blk0,
+                                                   int64_t blk1) {
+  std::vector<Block<scalar_t, kN, io_t>> blocks;
   blocks.reserve(blk1 - blk0);
   for (int64_t blk = blk0; blk < blk1; ++blk) blocks.emplace_back(a, b, blk);
   return blocks;
@@ -423,11 +445,11 @@ std::vector<Block<scalar_t, kN>> span_blocks(const ScanArgs<scalar_t>& a, int64_
 // Blocks [blk0, blk1) of batch row b. Time is the outer loop: each chunk is run for every block of the
 // span before the next, so a time-major input is read as one slab of kChunk rows (cache and TLB
 // friendly), and each block's state waits in memory between chunks.
-template <typename scalar_t, int64_t kN>
-void forward_span(const ScanArgs<scalar_t>& a, int64_t b, int64_t blk0, int64_t blk1, ChunkTiles<scalar_t>& tiles,
-                  Buffer<scalar_t>& ybuf, scalar_t* out, scalar_t* ckpt, scalar_t* last_state) {
+template <typename scalar_t, int64_t kN, typename io_t>
+void forward_span(const ScanArgs<scalar_t, io_t>& a, int64_t b, int64_t blk0, int64_t blk1, ChunkTiles<scalar_t>& tiles,
+                  Buffer<scalar_t>& ybuf, io_t* out, scalar_t* ckpt, scalar_t* last_state) {
   using Vec = Vectorized<scalar_t>;
-  const auto blocks = span_blocks<scalar_t, kN>(a, b, blk0, blk1);
+  const auto blocks = span_blocks<scalar_t, kN, io_t>(a, b, blk0, blk1);
   std::vector<StateVecs<Vec, kN>> h;
   h.reserve(blocks.size());
   for (const auto& k : blocks) h.push_back(k.initial_state());
@@ -618,10 +640,16 @@ at::Tensor empty_like_layout(const at::Tensor& like) {
   return at::empty({batch, dim, len}, like.options());
 }
 
+// The dtype the kernels compute in: float for bfloat16 activations, else the activations' own.
+at::ScalarType compute_type(const at::Tensor& u) {
+  return u.scalar_type() == at::kBFloat16 ? at::kFloat : u.scalar_type();
+}
+
 // A per-channel parameter: (dim,) or, grouped, (groups, dim) [(.., nstate) or (.., R) for A and the
-// projection], contiguous, u's dtype.
+// projection], contiguous, in the compute dtype of u.
 void check_param(const at::Tensor& t, const at::Tensor& u, int64_t groups, int64_t dim, int64_t last, const char* name) {
-  TORCH_CHECK(t.scalar_type() == u.scalar_type() && t.device().is_cpu(), name, " must be a CPU tensor with the dtype of u");
+  TORCH_CHECK(t.scalar_type() == compute_type(u) && t.device().is_cpu(), name,
+              " must be a CPU tensor with the dtype of u (float32 when u is bfloat16)");
   const bool grouped = t.dim() == (last > 0 ? 3 : 2);
   TORCH_CHECK(t.is_contiguous() && t.dim() == (last > 0 ? 2 : 1) + (grouped ? 1 : 0) &&
                   (!grouped || t.size(0) == groups) && t.size(grouped ? 1 : 0) == dim &&
@@ -661,32 +689,33 @@ void check_inputs(const at::Tensor& u, const at::Tensor& delta, const at::Tensor
                 "z must be (batch, dim, len) with the dtype of u, time or channels dense");
   }
   if (initial_state) {
-    TORCH_CHECK(initial_state->scalar_type() == u.scalar_type(), "initial_state must have the dtype of u");
+    TORCH_CHECK(initial_state->scalar_type() == compute_type(u),
+                "initial_state must have the dtype of u (float32 when u is bfloat16)");
     TORCH_CHECK(initial_state->dim() == 3 && initial_state->size(0) == batch && initial_state->size(1) == dim &&
                     initial_state->size(2) == nstate && initial_state->is_contiguous(),
                 "initial_state must be contiguous (batch, dim, nstate)");
   }
 }
 
-template <typename scalar_t>
-ScanArgs<scalar_t> make_args(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
-                             const at::Tensor& B, const at::Tensor& C, const c10::optional<at::Tensor>& D,
-                             const c10::optional<at::Tensor>& z, const c10::optional<at::Tensor>& delta_bias,
-                             const c10::optional<at::Tensor>& initial_state, const c10::optional<at::Tensor>& dtw,
-                             bool softplus, const at::Tensor& out) {
-  ScanArgs<scalar_t> a;
+template <typename scalar_t, typename io_t = scalar_t>
+ScanArgs<scalar_t, io_t> make_args(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
+                                   const at::Tensor& B, const at::Tensor& C, const c10::optional<at::Tensor>& D,
+                                   const c10::optional<at::Tensor>& z, const c10::optional<at::Tensor>& delta_bias,
+                                   const c10::optional<at::Tensor>& initial_state,
+                                   const c10::optional<at::Tensor>& dtw, bool softplus, const at::Tensor& out) {
+  ScanArgs<scalar_t, io_t> a;
   a.batch = u.size(0);
   a.dim = u.size(1);
   a.len = u.size(2);
   a.nstate = A.size(-1);
   a.groups = group_count(A);
-  a.u = u.data_ptr<scalar_t>();
-  a.delta = delta.data_ptr<scalar_t>();
+  a.u = u.data_ptr<io_t>();
+  a.delta = delta.data_ptr<io_t>();
   a.A = A.data_ptr<scalar_t>();
-  a.B = B.data_ptr<scalar_t>();
-  a.C = C.data_ptr<scalar_t>();
+  a.B = B.data_ptr<io_t>();
+  a.C = C.data_ptr<io_t>();
   a.D = D ? D->data_ptr<scalar_t>() : nullptr;
-  a.z = z ? z->data_ptr<scalar_t>() : nullptr;
+  a.z = z ? z->data_ptr<io_t>() : nullptr;
   a.delta_bias = delta_bias ? delta_bias->data_ptr<scalar_t>() : nullptr;
   a.h0 = initial_state ? initial_state->data_ptr<scalar_t>() : nullptr;
   a.dtw = dtw ? dtw->data_ptr<scalar_t>() : nullptr;
@@ -760,26 +789,35 @@ std::vector<at::Tensor> scan_forward(const at::Tensor& u, const at::Tensor& delt
   // in place: out overwrites u (each chunk of u is read into a tile before the same rows are written)
   at::Tensor out = in_place ? u : empty_like_layout(u);
   at::Tensor ckpt, last;
-  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_cpu_forward", [&] {
+  const auto stats = u.options().dtype(compute_type(u));  // checkpoints and last state: the compute dtype
+  auto run = [&](auto compute, auto io) {
+    using scalar_t = decltype(compute);
+    using io_t = decltype(io);
     constexpr int64_t W = Vectorized<scalar_t>::size();
-    const auto args =
-        make_args<scalar_t>(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_proj_weight, softplus, out);
+    const auto args = make_args<scalar_t, io_t>(u, delta, A, B, C, D, z, delta_bias, initial_state,
+                                                delta_proj_weight, softplus, out);
     const int64_t nchunk = (len + kChunk - 1) / kChunk;
     const int64_t nblk = block_count<scalar_t>(dim);
-    if (save_checkpoints) ckpt = at::empty({batch, nblk, nchunk, nstate, W}, u.options());
-    if (return_last_state) last = at::empty({batch, dim, nstate}, u.options());
+    if (save_checkpoints) ckpt = at::empty({batch, nblk, nchunk, nstate, W}, stats);
+    if (return_last_state) last = at::empty({batch, dim, nstate}, stats);
     scalar_t* ckpt_p = save_checkpoints ? ckpt.data_ptr<scalar_t>() : nullptr;
     scalar_t* last_p = return_last_state ? last.data_ptr<scalar_t>() : nullptr;
-    scalar_t* out_p = out.data_ptr<scalar_t>();
+    io_t* out_p = out.data_ptr<io_t>();
     for_each_span<scalar_t>(batch, dim, [&](int64_t b, int64_t blk0, int64_t blk1) {
       ChunkTiles<scalar_t> tiles(z.has_value());
       Buffer<scalar_t> ybuf(kChunk * W);
       if (nstate == kMaxStaticState)
-        forward_span<scalar_t, kMaxStaticState>(args, b, blk0, blk1, tiles, ybuf, out_p, ckpt_p, last_p);
+        forward_span<scalar_t, kMaxStaticState, io_t>(args, b, blk0, blk1, tiles, ybuf, out_p, ckpt_p, last_p);
       else
-        forward_span<scalar_t, 0>(args, b, blk0, blk1, tiles, ybuf, out_p, ckpt_p, last_p);
+        forward_span<scalar_t, 0, io_t>(args, b, blk0, blk1, tiles, ybuf, out_p, ckpt_p, last_p);
     });
-  });
+  };
+  if (u.scalar_type() == at::kBFloat16) {
+    TORCH_CHECK(!save_checkpoints, "selective_scan cpu backend: bfloat16 inputs are for inference (no checkpoints)");
+    run(float(0), at::BFloat16(0));
+  } else {
+    AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_cpu_forward", [&] { run(scalar_t(0), scalar_t(0)); });
+  }
   return {out, ckpt, last};
 }
 
@@ -870,8 +908,8 @@ ConvArgs conv_args(const at::Tensor& x, const at::Tensor& weight, const c10::opt
   if (bias) check_param(*bias, x, groups, dim, 0, "conv bias");
   if (initial)
     TORCH_CHECK(initial->dim() == 3 && initial->size(0) == batch && initial->size(1) == dim &&
-                    initial->size(2) == width - 1 && initial->is_contiguous() && initial->scalar_type() == x.scalar_type(),
-                "conv: initial must be contiguous (batch, dim, W - 1), x's dtype");
+                    initial->size(2) == width - 1 && initial->is_contiguous() && initial->scalar_type() == compute_type(x),
+                "conv: initial must be contiguous (batch, dim, W - 1), x's dtype (float32 when x is bfloat16)");
   return {batch, dim, len, width, groups, x.stride(0), x.stride(1), x.stride(2)};
 }
 
@@ -897,13 +935,16 @@ std::vector<at::Tensor> conv_forward(const at::Tensor& x, const at::Tensor& weig
   const int64_t pad = c.width - 1;
   // in place: y overwrites x (each chunk is read into a tile, its predecessors kept, before it is written)
   at::Tensor y = in_place ? x : empty_like_layout(x);
-  at::Tensor final_states = at::empty({c.batch, c.dim, pad}, x.options());
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "causal_conv_cpu_forward", [&] {
+  // bfloat16 x and y (inference): read and written as bfloat16, computed in float, the states float
+  at::Tensor final_states = at::empty({c.batch, c.dim, pad}, x.options().dtype(compute_type(x)));
+  auto run = [&](auto compute, auto io) {
+    using scalar_t = decltype(compute);
+    using io_t = decltype(io);
     using Vec = Vectorized<scalar_t>;
     constexpr int64_t W = Vec::size();
-    const scalar_t* xp = x.data_ptr<scalar_t>();
+    const io_t* xp = x.data_ptr<io_t>();
     const scalar_t* init = initial ? initial->data_ptr<scalar_t>() : nullptr;
-    scalar_t* yp = y.data_ptr<scalar_t>();
+    io_t* yp = y.data_ptr<io_t>();
     scalar_t* fp = final_states.data_ptr<scalar_t>();
     for_each_span<scalar_t>(c.batch, c.dim, [&](int64_t b, int64_t blk0, int64_t blk1) {
       // tile rows: the pad inputs before the chunk, then the chunk; every output step is independent
@@ -944,7 +985,12 @@ std::vector<at::Tensor> conv_forward(const at::Tensor& x, const at::Tensor& weig
           store_lanes(Vec::loadu(carry.data() + (i * pad + j) * W), fp + (b * c.dim + lanes[i].d0) * pad + j, pad,
                       lanes[i].nvalid);
     });
-  });
+  };
+  if (x.scalar_type() == at::kBFloat16) {
+    run(float(0), at::BFloat16(0));
+  } else {
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "causal_conv_cpu_forward", [&] { run(scalar_t(0), scalar_t(0)); });
+  }
   return {y, final_states};
 }
 
