@@ -6,6 +6,8 @@ Usage::
     python benchmarks/efficiency.py --device cuda        # on a GPU
     python benchmarks/efficiency.py --quick --out /tmp/e # tiny sizes, < 3 min on 2 CPU cores (CI smoke test)
     python benchmarks/efficiency.py --models sepmamba-S sepformer --seconds 8 --batch 2 --threads 1
+    python benchmarks/efficiency.py --precision fp32 bf16 int8 --models sepmamba-S sepformer convtasnet \
+        --readme benchmarks/README.md                    # the same models in bf16 and int8 (CPU)
 
 Models are the registry's (``benchmarks/registry.py``: ``benchmarks/separators/<name>.yaml``; the
 SpeechBrain ones are the model sections of their upstream WSJ0Mix recipes), each fed mixtures at its
@@ -21,6 +23,12 @@ own ``sample_rate``. For each model, in a fresh process:
   (:func:`sepmamba_sb.profiling.peak_memory`: resident-set growth on CPU with glibc set up to
   return freed memory, which would slow the timings; ``max_memory_allocated`` growth on CUDA);
 - inference time (median of ``--repeats // 2``) and memory at each of ``--lengths``, for the plot.
+
+With ``--precision``, each model runs converted by :func:`sepmamba_sb.precision.to_precision` in each
+precision (SpeechBrain's separators as PyTorch supports it, so ratios compare like with like):
+inference time and peak, the weights' bytes and the resident memory of the loaded model, into
+``efficiency-<device>-precision.{md,csv}`` (README section ``efficiency-<device>-precision``); no
+training step, no plot.
 
 It writes ``efficiency-<device>.md`` (a markdown table: the seed table's columns plus the training
 step), ``efficiency-<device>.csv`` and ``efficiency-<device>.png`` (inference time and memory against
@@ -53,20 +61,32 @@ CPU_TARGETS = (("sepformer", "forward_ms", 7.0), ("sepformer", "forward_peak_mb"
 
 
 def probe(name: str, seconds: float, batch: int, lengths: list[float], device: torch.device, repeats: int,
-          mode: str) -> dict:
+          mode: str, precision: str | None = None) -> dict:
     """Measure one model in this process (started fresh by :func:`measure`).
 
     ``mode="time"``: params, GMAC/s, and median inference and training-step times at ``seconds``,
     and inference times at every length of ``lengths``. ``mode="memory"``: the peaks of the same
     passes, in a process whose allocator is set up for it (timings there would be distorted).
+    ``precision``: the model converted to it, inference only, plus its weights' bytes and (memory mode)
+    the resident memory once loaded.
     """
     from speechbrain.nnet.losses import get_si_snr_with_pitwrapper
 
-    from sepmamba_sb.profiling import count_macs, count_parameters, peak_memory, time_call, track_memory_exactly
+    from sepmamba_sb.precision import to_precision
+    from sepmamba_sb.profiling import (
+        count_macs,
+        count_parameters,
+        peak_memory,
+        resident_bytes,
+        time_call,
+        track_memory_exactly,
+    )
 
     if mode == "memory":
         track_memory_exactly()
     model, entry = build(name, device)
+    if precision is not None:
+        to_precision(model, precision)
     rate = entry.sample_rate
     samples = int(seconds * rate)
     mix = torch.randn(batch, samples, device=device)
@@ -92,6 +112,12 @@ def probe(name: str, seconds: float, batch: int, lengths: list[float], device: t
         return (peak_memory(fn, device) or 0) / 2**20
 
     result = {"model": name, "seconds": seconds}
+    if precision is not None:
+        result["weights_mb"] = sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 2**20
+        if mode == "memory":
+            result["resident_mb"] = resident_bytes() / 2**20
+        result["forward"] = measure_call(forward, repeats)
+        return result
     if mode == "time":
         result["params"] = count_parameters(model)
         result["gmac_per_s"] = count_macs(model, samples).per_second(rate)
@@ -107,11 +133,12 @@ def probe(name: str, seconds: float, batch: int, lengths: list[float], device: t
     return result
 
 
-def measure(name: str, args) -> dict:
-    """Time and memory of one model, each measured in a fresh process."""
+def measure(name: str, args, precision: str | None = None) -> dict:
+    """Time and memory of one model (in ``precision``: inference only), each measured in a fresh process."""
     merged = {}
     for mode in ("time", "memory"):
         cmd = [sys.executable, __file__, "--probe", name, "--mode", mode, "--seconds", str(args.seconds),
+               *(["--precision", precision] if precision else []),
                "--batch", str(args.batch),
                "--device", args.device, "--threads", str(args.threads), "--repeats", str(args.repeats),
                "--lengths", *map(str, args.lengths)]
@@ -122,8 +149,9 @@ def measure(name: str, args) -> dict:
         result = json.loads(done.stdout.strip().splitlines()[-1])
         suffix = "_ms" if mode == "time" else "_peak_mb"
         merged.update({k: v for k, v in result.items() if k not in ("forward", "train", "curve")})
-        merged[f"forward{suffix}"], merged[f"train{suffix}"] = result["forward"], result["train"]
-        merged[f"curve{suffix}"] = result["curve"]
+        merged[f"forward{suffix}"] = result["forward"]
+        if precision is None:
+            merged[f"train{suffix}"], merged[f"curve{suffix}"] = result["train"], result["curve"]
     return merged
 
 
@@ -176,6 +204,56 @@ def target_lines(rows: dict, device: torch.device) -> list[str]:
     return ["", "SepMamba S: " + "; ".join(checks) + "."] if checks else []
 
 
+def precision_table(args, command: str, machine: str, device: torch.device) -> int:
+    """``--precision``: every model in every precision, one row each, and S's ratios."""
+    from sepmamba_sb.precision import check_precision
+
+    for precision in args.precision:
+        check_precision(precision, "--precision")
+    from tqdm import tqdm
+
+    jobs = [(m, p) for p in args.precision for m in args.models]
+    rows = {(m, p): measure(m, args, p) for m, p in tqdm(jobs, desc="efficiency per precision", unit="model")}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"efficiency-{device.type}-precision"
+    fields = ["model", "precision", "forward_ms", "forward_peak_mb", "weights_mb", "resident_mb"]
+    with open(stem.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["seconds", "batch", "threads", *fields])
+        writer.writeheader()
+        for (name, precision), row in rows.items():
+            writer.writerow({"seconds": args.seconds, "batch": args.batch, "threads": args.threads,
+                             "model": name, "precision": precision, **{k: row[k] for k in fields[2:]}})
+    lines = [f"`{command}`: {args.seconds:g} s at {rates(args.models)}, batch {args.batch}, {device.type}, inference "
+             f"(torch.no_grad); median of {args.repeats} runs after 3 warm-up runs; inference peak is resident-set "
+             f"growth during a pass, resident the process's memory with the model loaded and converted. "
+             f"Machine: {machine}.", "",
+             "| model | precision | inference ms | inference peak MB | weights MB | resident MB |",
+             "|---|---|---|---|---|---|"]
+    for (name, precision), r in rows.items():
+        lines.append(f"| {name} | {precision} | {number(r['forward_ms'])} | {number(r['forward_peak_mb'])} "
+                     f"| {number(r['weights_mb'])} | {number(r['resident_mb'])} |")
+    s = {p: rows[("sepmamba-S", p)] for p in args.precision if ("sepmamba-S", p) in rows}
+    notes = []
+    if "fp32" in s:
+        best = min(s, key=lambda p: s[p]["forward_ms"])
+        speedup = s["fp32"]["forward_ms"] / s[best]["forward_ms"]
+        notes.append(f"SepMamba S's fastest precision is {best}: {speedup:.2f}x its fp32 time (target >= 1.8x)")
+        if ("sepformer", "fp32") in rows:
+            ratio = rows[("sepformer", "fp32")]["forward_ms"] / s[best]["forward_ms"]
+            notes.append(f"{ratio:.1f}x faster than fp32 SepFormer (target >= 10x)")
+        if ("sepformer", best) in rows:
+            notes.append(f"{rows[('sepformer', best)]['forward_ms'] / s[best]['forward_ms']:.1f}x faster than "
+                         f"SepFormer in {best} (target >= 1.5x)")
+        if "int8" in s:
+            peak, resident = (s["int8"][k] / s["fp32"][k] for k in ("forward_peak_mb", "resident_mb"))
+            notes.append(f"int8 inference peak {peak:.2f}x fp32's, resident {resident:.2f}x (target <= 0.5x)")
+    if notes:
+        lines += ["", "; ".join(notes) + "."]
+    publish("\n".join(lines), str(stem.with_suffix(".md")), args.readme, f"efficiency-{device.type}-precision")
+    return 0
+
+
 def number(value: float) -> str:
     """Three significant figures at most, no exponent: 1234, 123, 12.3, 1.23, 0.12."""
     return f"{value:.0f}" if value >= 100 else f"{value:.3g}" if value >= 0.1 else f"{value:.2f}"
@@ -194,6 +272,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for efficiency-<device>.{md,csv,png}")
     parser.add_argument("--readme", type=Path, help="also rewrite this README's efficiency-<device> section")
     parser.add_argument("--quick", action="store_true", help="smoke-test sizes: 0.25 s, 1 repeat, plot at 0.25/0.5 s")
+    parser.add_argument("--precision", nargs="+", choices=("fp32", "bf16", "int8"),
+                        help="CPU inference precisions to compare (sepmamba_sb.precision): the precision table")
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=("time", "memory"), default="time", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -214,7 +294,8 @@ def main(argv=None) -> int:
     if device.type not in ("cpu", "cuda"):
         parser.error(f"--device {args.device!r}: choose cpu or cuda")
     if args.probe:
-        result = probe(args.probe, args.seconds, args.batch, args.lengths, device, args.repeats, args.mode)
+        precision = args.precision[0] if args.precision else None
+        result = probe(args.probe, args.seconds, args.batch, args.lengths, device, args.repeats, args.mode, precision)
         print(json.dumps(result))
         return 0
     command = "python benchmarks/efficiency.py" + "".join(f" {shlex.quote(a)}" for a in (argv or sys.argv[1:]))
@@ -233,6 +314,8 @@ def main(argv=None) -> int:
     from sepmamba_sb.profiling import machine_description
 
     machine = machine_description(device)
+    if args.precision:
+        return precision_table(args, command, machine, device)
     rows = {}
     for name in tqdm(args.models, desc=f"efficiency at {args.seconds:g} s (plot: {args.lengths} s)", unit="model"):
         rows[name] = measure(name, args)

@@ -6,6 +6,8 @@ Usage::
     python benchmarks/streaming.py --device cuda          # on a GPU
     python benchmarks/streaming.py --flat-minutes 10      # also: RSS after 10 min of streaming vs after 10 s
     python benchmarks/streaming.py --quick --out /tmp/s   # tiny model and stream (CI smoke test)
+    python benchmarks/streaming.py --precision fp32 bf16 int8 --models S-causal --threads 1 \
+        --readme benchmarks/README.md                     # S-causal in bf16 and int8 beside fp32
 
 For each model (the paper's ``S-causal`` and ``M-causal`` configurations, each as the paper's model
 and with ``strict_causal=True``), thread count and chunk length (8, 16, 32, 64 ms at 8 kHz), in a
@@ -15,6 +17,10 @@ chunk time / chunk duration) and the algorithmic latency (one chunk plus the mod
 A second fresh process per model streams 60 s in 32 ms chunks and reports the peak resident memory
 above the loaded model (:func:`sepmamba_sb.profiling.peak_memory`). For S-causal strict on one
 thread, the smallest chunk (of 1, 2, 4, 8, 16, 32, 64 ms) with a real-time factor under 1 is reported.
+
+``--precision`` runs each model converted by :func:`sepmamba_sb.precision.to_precision` in each of the
+given precisions (a column of the table), into ``streaming-<device>-precision.{md,csv}`` unless it is
+fp32 alone.
 
 Writes ``streaming-<device>.md`` and ``.csv`` into ``--out`` (default ``benchmarks/results``);
 ``--readme`` replaces the README section between ``<!-- streaming-<device>:begin -->`` and
@@ -43,12 +49,14 @@ VARIANTS = ("strict", "paper")
 RTF_SEARCH_MS = (1, 2, 4, 8, 16, 32, 64)
 
 
-def build(model: str, variant: str, device: torch.device):
-    """The causal SepMamba ``model`` (a ``CONFIGS`` name, or ``tiny``) as the paper has it or strict."""
+def build(model: str, variant: str, device: torch.device, precision: str = "fp32"):
+    """The causal SepMamba ``model`` (a ``CONFIGS`` name, or ``tiny``) as the paper has it or strict, in
+    ``precision`` (:func:`sepmamba_sb.precision.to_precision`)."""
     from sepmamba_sb.lobes import CONFIGS, SepMamba
+    from sepmamba_sb.precision import to_precision
 
     config = {"dim": 8, "num_blocks": 1, "causal": True} if model == "tiny" else dict(CONFIGS[model])
-    return SepMamba(**config, strict_causal=variant == "strict").to(device).eval()
+    return to_precision(SepMamba(**config, strict_causal=variant == "strict").to(device).eval(), precision)
 
 
 def sync(device: torch.device) -> None:
@@ -83,7 +91,7 @@ def probe(args, device: torch.device) -> dict:
 
     if args.mode == "memory":
         track_memory_exactly()
-    model = build(args.probe, args.variant, device)
+    model = build(args.probe, args.variant, device, args.precision[0])
     if args.mode == "memory":
         chunk = round(0.032 * RATE)
         context = model.make_streaming_context(1)
@@ -123,8 +131,9 @@ def flat(model, minutes: float, device: torch.device) -> dict:
     return {"rss_10s_mb": early, "rss_end_mb": resident_bytes() / 2**20}
 
 
-def run_probe(model: str, variant: str, threads: int, mode: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--probe", model, "--variant", variant, "--mode", mode, "--threads",
+def run_probe(model: str, variant: str, threads: int, mode: str, args, precision: str = "fp32") -> dict:
+    cmd = [sys.executable, __file__, "--probe", model, "--variant", variant, "--mode", mode, "--precision", precision,
+           "--threads",
            str(threads), "--device", args.device, "--seconds", str(args.seconds), "--memory-seconds",
            str(args.memory_seconds), "--flat-minutes", str(args.flat_minutes), "--chunks-ms", *map(str, args.chunks_ms)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
@@ -147,6 +156,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for streaming-<device>.{md,csv}")
     parser.add_argument("--readme", type=Path, help="also rewrite this README's streaming-<device> section")
     parser.add_argument("--quick", action="store_true", help="a tiny model, 0.5 s streams, 1 thread (smoke test)")
+    parser.add_argument("--precision", nargs="+", choices=("fp32", "bf16", "int8"), default=["fp32"],
+                        help="inference precisions (sepmamba_sb.precision; default fp32)")
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     parser.add_argument("--variant", choices=VARIANTS, default="strict", help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=("time", "memory", "flat"), default="time", help=argparse.SUPPRESS)
@@ -176,26 +187,31 @@ def main(argv=None) -> int:
 
     from tqdm import tqdm
 
+    from sepmamba_sb.precision import check_precision
     from sepmamba_sb.profiling import machine_description
 
-    jobs = [(m, v) for m in args.models for v in VARIANTS]
+    for precision in args.precision:
+        check_precision(precision, "--precision")
+    jobs = [(m, v, p) for m in args.models for v in VARIANTS for p in args.precision]
     rows, notes = [], []
-    for model, variant in tqdm(jobs, desc="streaming", unit="model"):
-        memory = run_probe(model, variant, args.threads[-1], "memory", args)["peak_mb"]
+    for model, variant, precision in tqdm(jobs, desc="streaming", unit="model"):
+        memory = run_probe(model, variant, args.threads[-1], "memory", args, precision)["peak_mb"]
         for threads in args.threads:
-            timed = run_probe(model, variant, threads, "time", args)
+            timed = run_probe(model, variant, threads, "time", args, precision)
             for ms, t in timed["chunks"].items():
-                rows.append({"model": model, "variant": variant, "threads": threads, "chunk_ms": float(ms),
+                rows.append({"model": model, "variant": variant, "precision": precision, "threads": threads,
+                             "chunk_ms": float(ms),
                              "median_ms": t["median_ms"], "p95_ms": t["p95_ms"], "rtf": t["rtf"],
                              "latency_ms": float(ms) + 1000 * t["lookahead"] / RATE, "lookahead": t["lookahead"],
                              "peak_mb": memory})
     first = args.models[0]
     search = argparse.Namespace(**{**vars(args), "chunks_ms": list(RTF_SEARCH_MS)})
-    found = run_probe(first, "strict", 1, "time", search)["chunks"]
-    fast = [float(ms) for ms, t in found.items() if t["rtf"] < 1]
-    notes.append(f"Smallest chunk with a real-time factor under 1 ({first} strict, 1 thread, of "
-                 f"{', '.join(f'{ms:g}' for ms in RTF_SEARCH_MS)} ms): "
-                 + (f"{min(fast):g} ms (RTF {found[str(min(fast))]['rtf']:.2f})" if fast else "none"))
+    for precision in args.precision:
+        found = run_probe(first, "strict", 1, "time", search, precision)["chunks"]
+        fast = [float(ms) for ms, t in found.items() if t["rtf"] < 1]
+        notes.append(f"Smallest chunk with a real-time factor under 1 ({first} strict, {precision}, 1 thread, of "
+                     f"{', '.join(f'{ms:g}' for ms in RTF_SEARCH_MS)} ms): "
+                     + (f"{min(fast):g} ms (RTF {found[str(min(fast))]['rtf']:.2f})" if fast else "none"))
     if args.flat_minutes > 0:
         result = run_probe(first, "strict", args.threads[-1], "flat", args)
         notes.append(f"Resident memory streaming {first} strict in 32 ms chunks ({args.threads[-1]} thread(s)): "
@@ -204,25 +220,25 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"streaming-{device.type}"
+    stem = out / (f"streaming-{device.type}" + ("" if args.precision == ["fp32"] else "-precision"))
     with open(stem.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     lines = [f"`{command}` ({machine_description(device).split(';', 1)[0]}; torch {torch.__version__}; "
              f"{time.strftime('%Y-%m-%d')}; 8 kHz, batch 1)", "",
-             "| model | causal | threads | chunk (ms) | median / p95 per chunk (ms) | real-time factor "
+             "| model | causal | precision | threads | chunk (ms) | median / p95 per chunk (ms) | real-time factor "
              f"| latency (ms) | peak memory over {args.memory_seconds:g} s (MB) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         causal = "strict" if r["variant"] == "strict" else f"paper ({r['lookahead']} samples ahead)"
-        lines.append(f"| {r['model']} | {causal} | {r['threads']} | {r['chunk_ms']:g} | "
+        lines.append(f"| {r['model']} | {causal} | {r['precision']} | {r['threads']} | {r['chunk_ms']:g} | "
                      f"{r['median_ms']:.1f} / {r['p95_ms']:.1f} | {r['rtf']:.2f} | {r['latency_ms']:.1f} | "
                      f"{r['peak_mb']:.1f} |")
     lines += ["", "Latency: one chunk plus the look-ahead; compute time adds to it. Peak memory: resident memory "
               f"above the loaded model while streaming {args.memory_seconds:g} s in 32 ms chunks.", "",
               *(f"- {n}" for n in notes)]
-    publish("\n".join(lines), str(stem.with_suffix(".md")), args.readme, f"streaming-{device.type}")
+    publish("\n".join(lines), str(stem.with_suffix(".md")), args.readme, stem.name)
     return 0
 
 
