@@ -16,6 +16,9 @@ Where a module holds Mamba mixers (ours), the selective scan's state and the res
 - ``int8``: the mixers' three projections become :class:`Int8Linear` (weights int8 per output channel,
   activations quantized dynamically, :mod:`sepmamba_sb.ops.quantized`), in the fused bidirectional
   path and in streaming alike; everything else, the U-Net's convolutions included, stays float32.
+  Bidirectional layers then run their two directions apart (``BiMamba.fused = False``): the int8
+  kernel takes one weight per call, so the fused batch would only add the copies that join each
+  product's two halves (it is slower).
 
 Any other module (SpeechBrain's SepFormer, Conv-TasNet, DPRNN) converts as PyTorch supports it, for
 like-with-like comparisons: ``bf16`` runs the whole module in bfloat16 (parameters cast, float inputs
@@ -33,6 +36,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from sepmamba_sb.nnet.bimamba import BiMamba
 from sepmamba_sb.nnet.mamba import Mamba
 from sepmamba_sb.ops.quantized import Int8Weight, int8_engine, pack, quantize_per_channel
 
@@ -198,6 +202,10 @@ def to_precision(module: nn.Module, precision: str) -> nn.Module:
 
 def _convert_mamba_model(module: nn.Module, mixers: list[Mamba], precision: str) -> None:
     """Our models: the mixers' projections, and in bf16 the convolutions too."""
+    if precision == "int8":
+        for layer in module.modules():
+            if isinstance(layer, BiMamba):
+                layer.fused = False
     for mixer in mixers:
         for name in ("in_proj", "x_proj", "out_proj"):
             linear = getattr(mixer, name)

@@ -107,19 +107,28 @@ def test_int8_linear_state_dict_holds_int8_weights_and_reloads():
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("causal", [False, True])
-def test_converted_sepmamba_is_close_to_float32_fused_or_not(precision, causal):
+def test_converted_sepmamba_is_close_to_float32_in_every_path(precision, causal):
+    """Directions fused as one batch (grouped weights) or apart, the mixers' C++ kernels or PyTorch's."""
+    from sepmamba_sb.nnet import BiMamba
+
     model = tiny(causal=causal)
     mix = torch.randn(2, 4000)
+    converted = to_precision(copy.deepcopy(model), precision)
+    layers = [m for m in converted.modules() if isinstance(m, BiMamba)]
+    assert all(layer.fused == (precision != "int8") for layer in layers)  # int8 runs the directions apart
+    outs = {}
     with torch.no_grad():
         reference = model(mix)
-        converted = to_precision(copy.deepcopy(model), precision)
-        out = converted(mix)
-        with use_fusion(False):
-            unfused = converted(mix)
-    assert precision_of(converted) == precision and out.dtype == torch.float32 and out.shape == reference.shape
-    assert relative(out, reference) < OUTPUT_TOLERANCE[precision]
-    assert relative(unfused, reference) < OUTPUT_TOLERANCE[precision]
-    assert relative(out, reference) > 1e-5  # it did change precision
+        for fused in (True, False):
+            for layer in layers:
+                layer.fused = fused
+            outs[f"fused={fused}"] = converted(mix)
+            with use_fusion(False):
+                outs[f"fused={fused}, PyTorch kernels"] = converted(mix)
+    assert precision_of(converted) == precision
+    for name, out in outs.items():
+        assert out.dtype == torch.float32 and out.shape == reference.shape, name
+        assert 1e-5 < relative(out, reference) < OUTPUT_TOLERANCE[precision], name  # changed, and close
 
 
 def test_int8_sepmamba_stores_its_projections_in_a_quarter_of_the_bytes():

@@ -283,6 +283,8 @@ def _readable(name: str, inputs: torch.Tensor, w: MixerWeights, state: MambaStat
     if projected:
         x, z = inputs.chunk(2, dim=1)
     else:
+        if isinstance(w.in_proj_weight, torch.Tensor) and w.in_proj_weight.dtype == torch.bfloat16:
+            inputs = inputs.to(torch.bfloat16)  # once for both GEMMs
         biases = (None, None) if w.in_proj_bias is None else w.in_proj_bias.chunk(2, dim=-1)
         x, z = (linear_rows(inputs, weight, bias).transpose(1, 2)
                 for weight, bias in zip(w.in_proj_weight.chunk(2, dim=-2), biases, strict=True))
