@@ -176,6 +176,10 @@ def linear_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     return out.view(batch, length, weight.shape[1])
 
 
+def _needs_grad(*tensors) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def _fused_kernels(name: str, fused: bool, state: MambaState | None):
     """mamba-ssm's kernels where its fused ``mamba_inner_fn`` applies (the ``mamba_ssm`` backend, ``fused``,
     causal-conv1d imported, no stream state), else ``None``."""
@@ -189,9 +193,10 @@ def mamba_mixer(hidden_states: torch.Tensor, weights: MixerWeights, backend: str
 
     The input projection's output layout is the next kernels': channel-major with time contiguous for
     mamba-ssm's fused ``mamba_inner_fn``, time-major (``x @ W.T``, the faster GEMM on short channel
-    counts) for the readable path, which makes ``x`` and the gate ``z`` as two tensors, so that their
-    gradients flow into two GEMMs instead of being concatenated first (a transposing copy of the
-    block's largest tensor in every training step).
+    counts) for the readable path. Differentiated, that path makes ``x`` and the gate ``z`` as two
+    tensors, so that their gradients flow into two GEMMs instead of being concatenated first (a
+    transposing copy of the block's largest tensor in every training step); in inference, as one GEMM
+    whose output both are views of (fewer and larger products, one allocation).
 
     Parameters
     ----------
@@ -277,14 +282,16 @@ def _readable(name: str, inputs: torch.Tensor, w: MixerWeights, state: MambaStat
     """Causal conv + SiLU, ``x_proj``, the scan with ``dt_proj`` inside, ``out_proj``; ``fusion``: our C++
     conv and ``dt_proj`` inside the cpu scan kernel (:func:`sepmamba_sb.ops.use_fusion`).
 
-    Unprojected inputs go through ``in_proj`` as two GEMMs, ``x`` and ``z``, time-major. Without
+    Unprojected inputs go through ``in_proj`` time-major: in inference as one GEMM, ``x`` and ``z`` being
+    views of its output; differentiated (or int8) as two, ``x`` and ``z`` (see :func:`mamba_mixer`). Without
     autograd, the CPU kernels write the conv's output over ``x`` when it is ours (not the caller's
     ``xz``) and the scan's over the conv's: each saves allocating the block's largest tensors afresh."""
     if projected:
         x, z = inputs.chunk(2, dim=1)
+    elif isinstance(w.in_proj_weight, torch.Tensor) and not _needs_grad(inputs, w.in_proj_weight, w.in_proj_bias):
+        # inference: one GEMM, x and z as channels-dense views of its output (which the kernels read in place)
+        x, z = linear_rows(inputs, w.in_proj_weight, w.in_proj_bias).transpose(1, 2).chunk(2, dim=1)
     else:
-        if isinstance(w.in_proj_weight, torch.Tensor) and w.in_proj_weight.dtype == torch.bfloat16:
-            inputs = inputs.to(torch.bfloat16)  # once for both GEMMs
         biases = (None, None) if w.in_proj_bias is None else w.in_proj_bias.chunk(2, dim=-1)
         x, z = (linear_rows(inputs, weight, bias).transpose(1, 2)
                 for weight, bias in zip(w.in_proj_weight.chunk(2, dim=-2), biases, strict=True))
