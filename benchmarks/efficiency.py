@@ -28,7 +28,8 @@ With ``--precision``, each model runs converted by :func:`sepmamba_sb.precision.
 precision (SpeechBrain's separators as PyTorch supports it, so ratios compare like with like):
 inference time and peak, the weights' bytes and the resident memory of the loaded model, into
 ``efficiency-<device>-precision.{md,csv}`` (README section ``efficiency-<device>-precision``); no
-training step, no plot.
+training step, no plot. ``--keep-freed-memory`` times every model with glibc keeping freed memory
+(:func:`sepmamba_sb.profiling.keep_freed_memory`; file and section suffix ``-kept-memory``).
 
 It writes ``efficiency-<device>.md`` (a markdown table: the seed table's columns plus the training
 step), ``efficiency-<device>.csv`` and ``efficiency-<device>.png`` (inference time and memory against
@@ -139,6 +140,7 @@ def measure(name: str, args, precision: str | None = None) -> dict:
     for mode in ("time", "memory"):
         cmd = [sys.executable, __file__, "--probe", name, "--mode", mode, "--seconds", str(args.seconds),
                *(["--precision", precision] if precision else []),
+               *(["--keep-freed-memory"] if args.keep_freed_memory else []),
                "--batch", str(args.batch),
                "--device", args.device, "--threads", str(args.threads), "--repeats", str(args.repeats),
                "--lengths", *map(str, args.lengths)]
@@ -216,7 +218,7 @@ def precision_table(args, command: str, machine: str, device: torch.device) -> i
     rows = {(m, p): measure(m, args, p) for m, p in tqdm(jobs, desc="efficiency per precision", unit="model")}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"efficiency-{device.type}-precision"
+    stem = out / (f"efficiency-{device.type}-precision" + ("-kept-memory" if args.keep_freed_memory else ""))
     fields = ["model", "precision", "forward_ms", "forward_peak_mb", "weights_mb", "resident_mb"]
     with open(stem.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["seconds", "batch", "threads", *fields])
@@ -226,7 +228,8 @@ def precision_table(args, command: str, machine: str, device: torch.device) -> i
                              "model": name, "precision": precision, **{k: row[k] for k in fields[2:]}})
     lines = [f"`{command}`: {args.seconds:g} s at {rates(args.models)}, batch {args.batch}, {device.type}, inference "
              f"(torch.no_grad); median of {args.repeats} runs after 3 warm-up runs; inference peak is resident-set "
-             f"growth during a pass, resident the process's memory with the model loaded and converted. "
+             f"growth during a pass, resident the process's memory with the model loaded and converted"
+             f"{'; timed with glibc keeping freed memory' if args.keep_freed_memory else ''}. "
              f"Machine: {machine}.", "",
              "| model | precision | inference ms | inference peak MB | weights MB | resident MB |",
              "|---|---|---|---|---|---|"]
@@ -250,7 +253,7 @@ def precision_table(args, command: str, machine: str, device: torch.device) -> i
             notes.append(f"int8 inference peak {peak:.2f}x fp32's, resident {resident:.2f}x (target <= 0.5x)")
     if notes:
         lines += ["", "; ".join(notes) + "."]
-    publish("\n".join(lines), str(stem.with_suffix(".md")), args.readme, f"efficiency-{device.type}-precision")
+    publish("\n".join(lines), str(stem.with_suffix(".md")), args.readme, stem.name)
     return 0
 
 
@@ -274,6 +277,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke-test sizes: 0.25 s, 1 repeat, plot at 0.25/0.5 s")
     parser.add_argument("--precision", nargs="+", choices=("fp32", "bf16", "int8"),
                         help="CPU inference precisions to compare (sepmamba_sb.precision): the precision table")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="with --precision: time with glibc keeping freed memory (no page faults on reuse)")
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=("time", "memory"), default="time", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -294,6 +299,10 @@ def main(argv=None) -> int:
     if device.type not in ("cpu", "cuda"):
         parser.error(f"--device {args.device!r}: choose cpu or cuda")
     if args.probe:
+        if args.keep_freed_memory and args.mode == "time":
+            from sepmamba_sb.profiling import keep_freed_memory
+
+            keep_freed_memory()
         precision = args.precision[0] if args.precision else None
         result = probe(args.probe, args.seconds, args.batch, args.lengths, device, args.repeats, args.mode, precision)
         print(json.dumps(result))

@@ -6,6 +6,7 @@ Usage::
     python benchmarks/profile_ops.py --models sepmamba-S --seconds 4 --threads 2 --top 15
     python benchmarks/profile_ops.py --output benchmarks/results/profile-cpu.md
     python benchmarks/profile_ops.py --models sepmamba-S-causal --stream-ms 32 --threads 1   # one stream chunk
+    python benchmarks/profile_ops.py --models sepmamba-S --precision bf16   # converted by to_precision
 
 For each model of the registry (``benchmarks/registry.py``), at its own sample rate, one warm-up
 pass, then ``--passes`` profiled ``torch.no_grad`` forward passes of a batch of one ``--seconds``
@@ -57,9 +58,12 @@ def kind_of(name: str) -> str:
     return "other"
 
 
-def profile_model(name: str, seconds: float, passes: int, top: int, stream_ms: float | None = None) -> list[str]:
+def profile_model(name: str, seconds: float, passes: int, top: int, stream_ms: float | None = None,
+                  precision: str = "fp32") -> list[str]:
+    from sepmamba_sb.precision import to_precision
+
     model, entry = build(name, torch.device("cpu"))
-    model.eval()
+    to_precision(model.eval(), precision)
     if stream_ms is None:
         mix = torch.randn(1, int(seconds * entry.sample_rate))
         run, warmup, unit = (lambda: model(mix)), 1, "pass"
@@ -80,7 +84,8 @@ def profile_model(name: str, seconds: float, passes: int, top: int, stream_ms: f
     for event in events:
         by_kind[kind_of(event.key)] += event.self_cpu_time_total / 1000 / passes
     profiled = sum(by_kind.values())
-    lines = [f"### {name}: {wall_ms:.1f} ms per {unit} ({profiled:.1f} ms of operator self time)", "",
+    label = name if precision == "fp32" else f"{name} in {precision}"
+    lines = [f"### {label}: {wall_ms:.1f} ms per {unit} ({profiled:.1f} ms of operator self time)", "",
              f"| kind | ms per {unit} | share |", "|---|---|---|"]
     for kind, ms in sorted(by_kind.items(), key=lambda item: -item[1]):
         lines.append(f"| {kind} | {ms:.1f} | {100 * ms / profiled:.0f}% |")
@@ -103,6 +108,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output", help="also write the tables to this markdown file")
     parser.add_argument("--stream-ms", type=float, help="profile forward_streaming on chunks of this length (causal "
                         "SepMambas) instead of whole passes")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+                        help="inference precision (sepmamba_sb.precision.to_precision; default fp32)")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.threads <= 0 or args.passes <= 0 or args.top <= 0:
         parser.error("--seconds, --threads, --passes and --top must be positive")
@@ -121,7 +128,7 @@ def main(argv=None) -> int:
              f"mean of {args.passes} profiled calls. Machine: {machine_description('cpu')}.", ""]
     for name in args.models:
         print(f"profiling {name} ...", file=sys.stderr, flush=True)
-        lines += profile_model(name, args.seconds, args.passes, args.top, args.stream_ms)
+        lines += profile_model(name, args.seconds, args.passes, args.top, args.stream_ms, args.precision)
     print_and_save("\n".join(lines).rstrip(), args.output)
     return 0
 

@@ -207,6 +207,23 @@ def track_memory_exactly() -> None:
         _malloc_fixed = True
 
 
+def keep_freed_memory() -> None:
+    """Let glibc keep freed memory for reuse (Linux/glibc; a no-op elsewhere): the opposite of
+    :func:`track_memory_exactly`.
+
+    By default glibc maps buffers above its mmap threshold afresh and returns them at free, so every
+    pass of a model faults in the pages of its large activations again. This raises the threshold to
+    its largest value (32 MiB) and stops returning the heap's top: later passes reuse the same pages.
+    The resident set then stays at its peak. It lasts for the rest of the process.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+        libc.mallopt(M_MMAP_THRESHOLD, 32 * 2**20)
+        libc.mallopt(M_TRIM_THRESHOLD, 2**30)
+        libc.mallopt(M_TOP_PAD, 256 * 2**20)
+
+
 def peak_memory(fn: Callable[[], object], device: torch.device) -> int | None:
     """Peak extra memory (bytes) while ``fn()`` runs, over what was in use when it started.
 

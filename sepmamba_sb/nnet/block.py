@@ -106,13 +106,18 @@ def mamba_block(hidden_states: torch.Tensor, residual: torch.Tensor | None, weig
     """
     residual = hidden_states if residual is None else hidden_states + residual
     x = residual.to(dtype=weights.norm_weight.dtype)
-    if weights.norm_weight.dim() == 1:
+    in_proj = weights.mixer.in_proj_weight
+    # a bf16 in_proj (sepmamba_sb.precision) reads bf16: the norm's scale and shift write it directly
+    out_dtype = torch.bfloat16 if isinstance(in_proj, torch.Tensor) and in_proj.dtype == torch.bfloat16 else x.dtype
+    if weights.norm_weight.dim() == 1 and out_dtype == x.dtype:
         normed = F.layer_norm(x, weights.norm_weight.shape, weights.norm_weight, weights.norm_bias, weights.norm_eps)
-    else:  # grouped: normalise every row at once, then each group's scale and shift
-        groups = weights.norm_weight.shape[0]
+    else:  # grouped (or cast): normalise every row at once, then each group's scale and shift
+        groups = weights.norm_weight.shape[0] if weights.norm_weight.dim() == 2 else 1
         normed = F.layer_norm(x, weights.norm_weight.shape[-1:], eps=weights.norm_eps)
-        scale, shift = (w[:, None, None] for w in (weights.norm_weight, weights.norm_bias))
-        normed = torch.addcmul(shift, normed.view(groups, -1, *normed.shape[1:]), scale).flatten(0, 1)
+        scale, shift = (w.view(groups, 1, 1, -1) for w in (weights.norm_weight, weights.norm_bias))
+        rows = normed.view(groups, -1, *normed.shape[1:])
+        cast = {} if out_dtype == x.dtype else {"out": rows.new_empty(rows.shape, dtype=out_dtype)}  # no autograd
+        normed = torch.addcmul(shift, rows, scale, **cast).flatten(0, 1)
     return mamba_mixer(normed, weights.mixer, backend=backend, fused=fused, state=state), residual
 
 

@@ -176,8 +176,15 @@ def linear_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     return out.view(batch, length, weight.shape[1])
 
 
-def _needs_grad(*tensors) -> bool:
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+def _one_gemm(inputs: torch.Tensor, w: MixerWeights) -> bool:
+    """Whether ``in_proj`` runs as one GEMM, ``x`` and ``z`` being channels-dense views of its output (which
+    the CPU kernels read in place): in float32 or float64 inference. Differentiated, two GEMMs keep the
+    gradients apart; int8 packs the halves apart; bf16 products copy a strided input first (oneDNN), and
+    ``x_proj`` and ``out_proj`` would read the strided halves."""
+    weight = w.in_proj_weight
+    return (isinstance(weight, torch.Tensor) and weight.dtype in (torch.float32, torch.float64)
+            and not (torch.is_grad_enabled() and any(t is not None and t.requires_grad
+                                                     for t in (inputs, weight, w.in_proj_bias))))
 
 
 def _fused_kernels(name: str, fused: bool, state: MambaState | None):
@@ -195,8 +202,8 @@ def mamba_mixer(hidden_states: torch.Tensor, weights: MixerWeights, backend: str
     mamba-ssm's fused ``mamba_inner_fn``, time-major (``x @ W.T``, the faster GEMM on short channel
     counts) for the readable path. Differentiated, that path makes ``x`` and the gate ``z`` as two
     tensors, so that their gradients flow into two GEMMs instead of being concatenated first (a
-    transposing copy of the block's largest tensor in every training step); in inference, as one GEMM
-    whose output both are views of (fewer and larger products, one allocation).
+    transposing copy of the block's largest tensor in every training step); in float32 inference, as
+    one GEMM whose output both are views of (fewer and larger products, one allocation).
 
     Parameters
     ----------
@@ -282,14 +289,13 @@ def _readable(name: str, inputs: torch.Tensor, w: MixerWeights, state: MambaStat
     """Causal conv + SiLU, ``x_proj``, the scan with ``dt_proj`` inside, ``out_proj``; ``fusion``: our C++
     conv and ``dt_proj`` inside the cpu scan kernel (:func:`sepmamba_sb.ops.use_fusion`).
 
-    Unprojected inputs go through ``in_proj`` time-major: in inference as one GEMM, ``x`` and ``z`` being
-    views of its output; differentiated (or int8) as two, ``x`` and ``z`` (see :func:`mamba_mixer`). Without
+    Unprojected inputs go through ``in_proj`` time-major: as one GEMM whose output ``x`` and ``z`` are
+    views of where :func:`_one_gemm` says so, else as two (see :func:`mamba_mixer`). Without
     autograd, the CPU kernels write the conv's output over ``x`` when it is ours (not the caller's
     ``xz``) and the scan's over the conv's: each saves allocating the block's largest tensors afresh."""
     if projected:
         x, z = inputs.chunk(2, dim=1)
-    elif isinstance(w.in_proj_weight, torch.Tensor) and not _needs_grad(inputs, w.in_proj_weight, w.in_proj_bias):
-        # inference: one GEMM, x and z as channels-dense views of its output (which the kernels read in place)
+    elif _one_gemm(inputs, w):
         x, z = linear_rows(inputs, w.in_proj_weight, w.in_proj_bias).transpose(1, 2).chunk(2, dim=1)
     else:
         biases = (None, None) if w.in_proj_bias is None else w.in_proj_bias.chunk(2, dim=-1)
