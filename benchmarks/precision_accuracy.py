@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -65,8 +64,7 @@ def main(argv=None) -> int:
             values.append(score_utterance(model.separate_batch(mix[None])[0], targets, mix)["si-snr_i"])
         scores[precision] = torch.tensor(values, dtype=torch.float64)
     command = "python benchmarks/precision_accuracy.py" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
-    lines = [f"`{command}`: {len(rows)} mixtures. Machine: {machine_description(torch.device('cpu'))}; "
-             f"{time.strftime('%Y-%m-%d')}.", "",
+    lines = [f"`{command}`: {len(rows)} mixtures. Machine: {machine_description(torch.device('cpu'))}.", "",
              "| precision | SI-SNRi (dB) | change from fp32 (dB) | largest change of one mixture (dB) |",
              "|---|---|---|---|"]
     reference = scores["fp32"]

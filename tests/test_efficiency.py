@@ -61,3 +61,37 @@ def test_readme_tables_are_the_committed_script_output():
         assert section == output.rstrip("\n"), f"README's {device} section differs from the script's output"
         assert f"](results/efficiency-{device}.png)" in section
         assert (REPO / "benchmarks" / "results" / f"efficiency-{device}.png").is_file()
+
+
+@pytest.mark.slow
+def test_precision_run_writes_a_row_per_model_and_precision(tmp_path):
+    """--precision: each model in each precision (converted by to_precision), int8 weights smaller, S's ratios."""
+    from sepmamba_sb.precision import bf16_supported
+
+    precisions = ["fp32", "int8"] + (["bf16"] if bf16_supported() else [])
+    models = ["sepmamba-S", "convtasnet"]
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- efficiency-cpu-precision:begin -->\n<!-- efficiency-cpu-precision:end -->\n")
+    done = subprocess.run([sys.executable, "benchmarks/efficiency.py", "--quick", "--models", *models, "--precision",
+                           *precisions, "--out", str(tmp_path / "out"), "--readme", str(readme)],
+                          cwd=REPO, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    md = (tmp_path / "out" / "efficiency-cpu-precision.md").read_text()
+    assert md in readme.read_text() and "SepMamba S's fastest precision is" in md
+    with open(tmp_path / "out" / "efficiency-cpu-precision.csv", newline="") as f:
+        records = {(r["model"], r["precision"]): r for r in csv.DictReader(f)}
+    assert sorted(records) == sorted((m, p) for m in models for p in precisions)
+    assert all(float(r["forward_ms"]) > 0 and float(r["resident_mb"]) > 0 for r in records.values())
+    s_fp32, s_int8 = (float(records[("sepmamba-S", p)]["weights_mb"]) for p in ("fp32", "int8"))
+    assert s_int8 < 0.5 * s_fp32  # the projections' int8 values and scales only
+
+
+def test_readme_precision_sections_are_the_committed_script_output():
+    readme = (REPO / "benchmarks" / "README.md").read_text()
+    for name in ("efficiency-cpu-precision", "efficiency-cpu-precision-kept-memory", "streaming-cpu-precision",
+                 "precision-accuracy"):
+        begin, end = f"<!-- {name}:begin -->\n", f"\n<!-- {name}:end -->"
+        section = readme[readme.index(begin) + len(begin): readme.index(end)]
+        output = (REPO / "benchmarks" / "results" / f"{name}.md").read_text()
+        assert section == output.rstrip("\n"), f"README's {name} section differs from the script's output"

@@ -388,6 +388,22 @@ def test_streaming_benchmark_quick_run_writes_table_csv_and_readme_section(tmp_p
 
 
 @pytest.mark.slow
+def test_streaming_benchmark_runs_each_precision(tmp_path):
+    """--precision: a precision column and its own file; the smallest real-time chunk per precision."""
+    done = subprocess.run([sys.executable, "benchmarks/streaming.py", "--quick", "--precision", "fp32", "int8",
+                           "--chunks-ms", "32", "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(tmp_path / "streaming-cpu-precision.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["variant"], r["precision"]) for r in rows] == [(v, p) for v in ("strict", "paper")
+                                                               for p in ("fp32", "int8")]
+    md = (tmp_path / "streaming-cpu-precision.md").read_text()
+    assert "| precision |" in md and md.count("Smallest chunk with a real-time factor under 1") == 2
+    assert not (tmp_path / "streaming-cpu.md").exists()
+
+
+@pytest.mark.slow
 def test_profile_ops_profiles_one_stream_chunk():
     """benchmarks/profile_ops.py --stream-ms: the per-chunk profile of a causal model, grouped by kind."""
     done = subprocess.run([sys.executable, "benchmarks/profile_ops.py", "--models", "sepmamba-S-causal", "--stream-ms",
