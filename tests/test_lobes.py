@@ -18,7 +18,7 @@ PAPER = {"S": (7_253_826, 12.46), "M": (22_249_090, 37.0), "S-causal": (7_253_82
          "M-causal": (22_249_090, None)}
 
 
-@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("name", list(PAPER))
 def test_parameter_counts_are_the_papers(name):
     params = count_parameters(SepMamba(**CONFIGS[name]))
     expected, _ = PAPER[name]
@@ -43,6 +43,27 @@ def test_output_is_batch_time_sources_for_any_length(length, batch, num_spks):
         out = model(torch.randn(batch, length))
     assert out.shape == (batch, length, num_spks)
     assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", list(PAPER))
+def test_16k_configurations_see_the_8k_frame_rates(name):
+    """Level 0's conv twice as long with twice the stride: a second at 16 kHz makes, at every level, the
+    frames a second makes at 8 kHz, and only the first conv and the output conv grow (16 more taps)."""
+    low, high = SepMamba(**CONFIGS[name]), SepMamba(**CONFIGS[f"{name}-16k"])
+    frames = {}
+    for model, rate in ((low, 8000), (high, 16000)):
+        length, frames[rate] = rate, []
+        for level in range(3):
+            length = model.frames(length, level)
+            frames[rate].append(length)
+    assert frames[8000] == frames[16000] == [3993, 1989, 987]
+    assert count_parameters(high) == count_parameters(low) + 16 * CONFIGS[name]["dim"] * (1 + 2)
+
+
+def test_16k_s_costs_per_second_what_the_8k_s_costs():
+    low = count_macs(SepMamba(**CONFIGS["S"]).eval(), num_samples=8000).per_second(8000)
+    high = count_macs(SepMamba(**CONFIGS["S-16k"]).eval(), num_samples=16000).per_second(16000)
+    assert abs(high - low) / low < 0.02  # the same frames per second everywhere; only the outer convs double
 
 
 def test_even_lengths_are_not_padded_so_the_original_behaviour_is_kept():

@@ -17,7 +17,7 @@ from conftest import REPO
 from sepmamba_sb.cli import main as cli_main
 from sepmamba_sb.hub import export
 from sepmamba_sb.inference import SepMambaSeparation
-from sepmamba_sb.lobes import Decoder, Encoder, MaskingSeparator, MaskNet, SepMamba
+from sepmamba_sb.lobes import CONFIGS, Decoder, Encoder, MaskingSeparator, MaskNet, SepMamba
 from sepmamba_sb.lobes.streaming import lookahead
 from sepmamba_sb.nnet import MambaStack
 from sepmamba_sb.nnet.streaming import strided_conv_stream, transposed_conv_stream
@@ -166,6 +166,24 @@ def test_strictly_causal_stream_equals_offline(form, chunk):
     streamed, context = stream(model, mix, sizes)
     assert context.delay == 0
     assert relative_error(streamed, offline) <= 1e-5
+
+
+def direct_16k(strict):
+    """A tiny causal SepMamba with the 16 kHz configurations' geometry (level 0: kernel 32, stride 4)."""
+    geometry = {k: CONFIGS["S-causal-16k"][k] for k in ("kernel_sizes", "strides")}
+    return direct(strict, **geometry)
+
+
+@pytest.mark.parametrize("strict, delay", [(True, 0), (False, 211)])
+def test_16k_causal_streams_equal_offline(strict, delay):
+    """At 16 kHz the paper's causal geometry looks 211 samples (13.2 ms) ahead; the strict one none."""
+    model = direct_16k(strict)
+    mix = torch.randn(1, 8000, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        offline = model(mix)
+    streamed, context = stream(model, mix, [512])  # 32 ms chunks
+    assert context.delay == delay
+    assert relative_error(streamed[:, delay:], offline[:, : mix.shape[-1] - delay]) <= 1e-5
 
 
 @pytest.mark.parametrize("form, delay", [(direct, 105), (masking, 87)])

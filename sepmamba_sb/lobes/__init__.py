@@ -1,6 +1,7 @@
 """SepMamba models: the paper's direct model and its SpeechBrain encoder/masknet/decoder form.
 
-``CONFIGS`` holds the paper's four configurations (keyword arguments of :class:`SepMamba`, read from
+``CONFIGS`` holds the paper's four configurations and their 16 kHz counterparts (``<name>-16k``;
+keyword arguments of :class:`SepMamba`, read from
 ``configs/*.yaml``); :func:`as_separator` runs either form's modules as one separator.
 """
 

@@ -1,4 +1,5 @@
-"""The paper's four SepMamba configurations, read from ``configs/<name>.yaml`` beside this module.
+"""The paper's four SepMamba configurations and their 16 kHz counterparts, read from ``configs/<name>.yaml``
+beside this module.
 
 Those files are the one place the configurations are written: ``CONFIGS`` here, the WSJ0Mix recipe's
 hparams (``model_config: !include:...``) and the benchmark registry all read them. Each holds
@@ -13,7 +14,9 @@ from types import MappingProxyType
 from hyperpyyaml import load_hyperpyyaml
 
 CONFIG_FOLDER = Path(__file__).with_name("configs")
-NAMES = ("S", "M", "S-causal", "M-causal")
+PAPER = ("S", "M", "S-causal", "M-causal")  # the paper's, all at 8 kHz
+# ours for 16 kHz: level 0's conv twice as long with twice the stride, every level's frame rate the 8 kHz model's
+NAMES = PAPER + tuple(f"{name}-16k" for name in PAPER)
 
 
 def _load(name: str) -> dict:

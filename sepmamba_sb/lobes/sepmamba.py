@@ -25,7 +25,8 @@ class SepMamba(SepMambaUNet):
     for the paper's kernels), and the output is cut back.
 
     The defaults are the paper's S; ``SepMamba(**CONFIGS[name])`` builds any of its four
-    configurations (``CONFIGS`` in :mod:`sepmamba_sb.lobes`: S, M, S-causal, M-causal).
+    configurations (``CONFIGS`` in :mod:`sepmamba_sb.lobes`: S, M, S-causal, M-causal) or their 16 kHz
+    counterparts (``S-16k``, ...).
 
     Parameters
     ----------
