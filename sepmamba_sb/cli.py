@@ -11,8 +11,9 @@ written for a file that fails).
 
 ``--stream --chunk-ms 32`` (causal models) separates each file as a live stream would be, chunk by
 chunk in constant model memory, and reports the real-time factor (compute time / audio time) and the
-latency (one chunk plus the model's look-ahead). The files are written aligned with the input (the
-look-ahead removed); for a strictly causal model and a file shorter than ``--chunk-seconds`` (one
+latency (one chunk plus the model's look-ahead, and the resamplers' for a file at another rate, which
+is resampled as a stream). The files are written aligned with the input (the look-ahead removed); for
+a strictly causal model and a file shorter than ``--chunk-seconds`` (one
 offline pass) they equal the offline ones up to float round-off.
 """
 
@@ -40,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "to 0.9 (as SpeechBrain's separate_file), or the model's raw scale")
     parser.add_argument("--peak-normalize", action="store_true", help="the same as --level peak")
     parser.add_argument("--stream", action="store_true",
-                        help="separate as a live stream, chunk by chunk (causal models; the file must be at the "
-                             "model's rate), and report the real-time factor and latency")
+                        help="separate as a live stream, chunk by chunk (causal models; a file at another rate is "
+                             "resampled as a stream), and report the real-time factor and latency")
     parser.add_argument("--chunk-ms", type=float, default=32.0, help="with --stream: chunk length (default 32 ms)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default=None,
                         help="CPU inference precision (default: the model's own, fp32 unless exported otherwise)")
@@ -88,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.quiet:
                     print(f"{path}: streamed in {args.chunk_ms:g} ms chunks, real-time factor {report.rtf:.3f}, "
                           f"latency {report.latency_ms:.1f} ms ({args.chunk_ms:g} ms chunk + "
-                          f"{report.lookahead} samples of look-ahead)")
+                          f"{report.lookahead} samples of look-ahead"
+                          + ("" if rate == model.hparams.sample_rate else ", and resampling as a stream") + ")")
             else:
                 sources = model.separate_file(path, chunk_seconds=args.chunk_seconds,
                                               overlap_seconds=args.overlap_seconds, progress=not args.quiet,

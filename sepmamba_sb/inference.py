@@ -46,6 +46,7 @@ from tqdm import tqdm
 from sepmamba_sb.audio import PEAK, audio_info, read_audio, read_blocks
 from sepmamba_sb.lobes import as_separator, fit_length
 from sepmamba_sb.lobes.streaming import StreamingContext
+from sepmamba_sb.resampling import StreamResampler
 
 logger = logging.getLogger(__name__)
 
@@ -113,9 +114,10 @@ class StreamReport:
     rtf : float
         Real-time factor: compute time / audio time (under 1: faster than real time).
     latency_ms : float
-        One chunk plus the model's look-ahead, in ms (compute time adds to it).
+        One chunk plus the model's look-ahead (and, for a file at another rate, the two resamplers'), in
+        ms (compute time adds to it).
     lookahead : int
-        The model's look-ahead in samples.
+        The model's look-ahead in samples at its rate.
     """
 
     rtf: float
@@ -283,16 +285,19 @@ class SepMambaSeparation(Pretrained):
                                 context: StreamingContext | None = None) -> Iterator[torch.Tensor]:
         """Separate a file as a live stream: read, separate and yield it chunk by chunk, in constant memory.
 
-        The file must be at the model's sample rate (a stream is not resampled here). After the last
-        chunk, ``context.delay`` zero samples are fed so that the whole file comes out: the chunks hold
-        ``delay + T`` samples, the first ``delay`` of them the model's look-ahead (zeros).
+        At the model's sample rate, after the last chunk ``context.delay`` zero samples are fed so that
+        the whole file comes out: the chunks hold ``delay + T`` samples, the first ``delay`` of them the
+        model's look-ahead (zeros). At another rate the stream is resampled to the model's rate and its
+        sources back, chunk by chunk (:class:`sepmamba_sb.resampling.StreamResampler`, equal to resampling
+        the whole file): the chunks are then at the file's rate, aligned with the file (the look-ahead
+        dropped) and exactly ``T`` samples in all.
 
         Parameters
         ----------
         path : str or Path
             A local file, or a hub/URL path as :meth:`separate_file` takes.
         chunk_ms : float
-            Chunk length in milliseconds (at least one sample).
+            Chunk length in milliseconds of the file (at least one sample).
         context : StreamingContext, optional
             A fresh context from :meth:`make_streaming_context` (to read its ``delay``); made here if None.
 
@@ -303,16 +308,15 @@ class SepMambaSeparation(Pretrained):
             the first one).
         """
         path = self._local_file(path)
-        rate, model_rate = audio_info(path).samplerate, self.hparams.sample_rate
-        if rate != model_rate:
-            raise ValueError(f"audio file {path} is at {rate} Hz; streaming needs the model's {model_rate} Hz "
-                             f"(resample it first, or use separate_file)")
-        chunk = round(chunk_ms * model_rate / 1000)
+        rate = audio_info(path).samplerate
+        chunk = round(chunk_ms * rate / 1000)
         if chunk < 1:
-            raise ValueError(f"chunk_ms={chunk_ms} is shorter than one sample at {model_rate} Hz")
+            raise ValueError(f"chunk_ms={chunk_ms} is shorter than one sample at {rate} Hz")
         context = context or self.make_streaming_context(1)
         if context.batch_size != 1:
             raise ValueError(f"separate_file_streaming: the context is for {context.batch_size} streams, a file is one")
+        if rate != self.hparams.sample_rate:
+            return self._stream_resampled(path, rate, chunk, context)
         return self._stream_file(path, chunk, context)  # checked above, before the first chunk is asked for
 
     def _stream_file(self, path: Path, chunk: int, context: StreamingContext) -> Iterator[torch.Tensor]:
@@ -320,6 +324,33 @@ class SepMambaSeparation(Pretrained):
             yield self.separate_chunk(context, block).cpu()
         for start in range(0, context.delay, chunk):
             yield self.separate_chunk(context, torch.zeros(min(chunk, context.delay - start))).cpu()
+
+    def _stream_resampled(self, path: Path, rate: int, chunk: int, context: StreamingContext) -> Iterator[torch.Tensor]:
+        """A file at another rate: down to the model's rate, separated, the look-ahead dropped, back up."""
+        model_rate, speakers = self.hparams.sample_rate, self.hparams.num_spks
+        down, up = StreamResampler(rate, model_rate, 1), StreamResampler(model_rate, rate, speakers)
+        remaining, skip = audio_info(path).frames, context.delay
+
+        def separated(samples: torch.Tensor) -> torch.Tensor:  # [1, n] at the model's rate -> [n', S] at rate
+            nonlocal skip
+            if samples.shape[-1] == 0:
+                return up(samples.new_zeros(speakers, 0)).t()
+            est = self.separate_chunk(context, samples).cpu()[0]
+            dropped = min(skip, est.shape[0])
+            skip -= dropped
+            return up(est[dropped:].t()).t()
+
+        def ending() -> Iterator[torch.Tensor]:  # the rest of each stage, the model's look-ahead fed as zeros
+            yield separated(down.flush())
+            for start in range(0, context.delay, chunk):
+                yield separated(torch.zeros(1, min(chunk, context.delay - start)))
+            yield up.flush().t()
+
+        for part in itertools.chain((separated(down(block[None])) for block in read_blocks(path, chunk)), ending()):
+            part = part[:remaining]
+            remaining -= part.shape[0]
+            if part.shape[0]:
+                yield part[None]
 
     def separate_file_as_stream(self, path: str | Path, chunk_ms: float = 32.0, level: str = "mixture",
                                 progress: bool = True) -> tuple[torch.Tensor, StreamReport]:
@@ -332,7 +363,7 @@ class SepMambaSeparation(Pretrained):
         Parameters
         ----------
         path : str or Path
-            A file at the model's sample rate (a local file, or a hub/URL path).
+            A local file, or a hub/URL path (at another rate than the model's, resampled as a stream).
         chunk_ms : float
             Chunk length in milliseconds.
         level : {"mixture", "peak", "raw"}
@@ -349,20 +380,22 @@ class SepMambaSeparation(Pretrained):
         path = self._local_file(path)
         context = self.make_streaming_context()
         chunks = self.separate_file_streaming(path, chunk_ms, context)  # checks the file before separating
-        rate = self.hparams.sample_rate
+        rate, model_rate = audio_info(path).samplerate, self.hparams.sample_rate
         duration, started, parts = audio_info(path).frames / rate, time.perf_counter(), []
         with tqdm(total=round(duration, 2), desc=f"streaming {path.name}", unit="s", disable=not progress) as bar:
             for chunk in chunks:
                 parts.append(chunk[0])
                 bar.update(min(chunk.shape[1] / rate, bar.total - bar.n))
         seconds = time.perf_counter() - started
-        est = torch.cat(parts)[context.delay:][None]
+        est = torch.cat(parts)[context.delay if rate == model_rate else 0:][None]  # resampled: aligned already
         if level != "raw":
             est = fit_to_mixture(est, read_audio(path)[0][None])
         if level == "peak":
             est = peak_normalise(est)
-        return est, StreamReport(rtf=seconds * rate / est.shape[1], latency_ms=chunk_ms + 1000 * context.delay / rate,
-                                 lookahead=context.delay)
+        resampling = 0.0 if rate == model_rate else (StreamResampler(rate, model_rate).lookahead_seconds
+                                                     + StreamResampler(model_rate, rate).lookahead_seconds)
+        latency_ms = chunk_ms + 1000 * (context.delay / model_rate + resampling)
+        return est, StreamReport(rtf=seconds * rate / est.shape[1], latency_ms=latency_ms, lookahead=context.delay)
 
     def _local_file(self, path: str | Path, savedir: str | Path | None = None) -> Path:
         """``path`` itself, or what SpeechBrain's ``separate_file`` fetches for a hub or web path."""
