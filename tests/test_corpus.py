@@ -69,6 +69,16 @@ def test_second_build_is_instant_and_shared_speakers_are_refused(tiny_corpus, tm
         build_corpus(tmp_path / "bad", {"tr": ["en-allison"], "cv": ["it-carlo"]}, {"tr": 1, "cv": 1}, files, {})
 
 
+@pytest.mark.slow
+def test_minimix_at_16k_writes_wav16k(tmp_path):
+    """--sample-rate 16000: the same corpus, its mixtures and sources in wav16k at 16 kHz."""
+    root = needs_debian_speech(minimix.prepare_minimix, tmp_path / "c16", "tiny", sample_rate=16000)
+    assert not (root / "wav8k").exists()
+    for folder in ("mix", "s1", "s2"):
+        files = sorted((root / "wav16k" / "min" / "tt" / folder).glob("*.wav"))
+        assert len(files) == 3 and all(sf.info(str(f)).samplerate == 16000 for f in files), folder
+
+
 def test_missing_apt_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(debian.shutil, "which", lambda tool: None)
     with pytest.raises(debian.SpeechFetchError, match="apt-get is not available.*espeak-ng"):

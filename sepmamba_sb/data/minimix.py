@@ -148,13 +148,14 @@ PRESETS = {
 
 
 def prepare_minimix(out: Path, preset: str = "demo", num_spks: int = 2, seed: int = 1234,
-                    layout: str = "wsj0mix") -> Path:
+                    layout: str = "wsj0mix", sample_rate: int = 8000) -> Path:
     """Build (or reuse) MiniMix from the Debian speech packages.
 
     Parameters
     ----------
     out : Path
-        The corpus folder (``wav8k/min/{tr,cv,tt}``, ``raw/{tr,cv,tt}/<speaker>``, ``LICENSES``).
+        The corpus folder (``wav8k/min/{tr,cv,tt}`` or ``wav16k/...``, ``raw/{tr,cv,tt}/<speaker>``,
+        ``LICENSES``).
     preset : {"demo", "real", "tiny"}
         Speakers per split and mixtures per split (``PRESETS``).
     num_spks, seed : int
@@ -162,6 +163,8 @@ def prepare_minimix(out: Path, preset: str = "demo", num_spks: int = 2, seed: in
     layout : {"wsj0mix", "wham", "whamr"}
         Clean mixtures, or noisy ones (babble of each split's speakers), or noisy and reverberant ones
         (:func:`sepmamba_sb.data.corpus.build_corpus`).
+    sample_rate : int
+        The corpus's rate (8000 or 16000: the Debian voices are recorded at 16 kHz or more, some at 8).
 
     Raises
     ------
@@ -175,7 +178,8 @@ def prepare_minimix(out: Path, preset: str = "demo", num_spks: int = 2, seed: in
     voices = {name: SPEAKERS[name] for name in names}
     return build_corpus(Path(out), chosen["speakers"], chosen["mixtures"], speaker_files(voices),
                         {name: licence_line(voice) for name, voice in voices.items()}, num_spks=num_spks, seed=seed,
-                        max_utterances_per_speaker=chosen["max_utterances_per_speaker"], layout=layout)
+                        max_utterances_per_speaker=chosen["max_utterances_per_speaker"], layout=layout,
+                        sample_rate=sample_rate)
 
 
 def prepare_espeak(out: Path, num_spks: int = 2, seed: int = 1234) -> Path:
@@ -198,12 +202,14 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--layout", choices=("wsj0mix", "wham", "whamr"), default="wsj0mix",
                         help="clean (default), noisy (WHAM!) or noisy-reverberant (WHAMR!) mixtures")
+    parser.add_argument("--sample-rate", type=int, choices=(8000, 16000), default=8000,
+                        help="the corpus's rate: wav8k (default) or wav16k")
     args = parser.parse_args(argv)
     try:
         if args.espeak:
             root = prepare_espeak(Path(args.out), args.num_spks, args.seed)
         else:
-            root = prepare_minimix(Path(args.out), args.preset, args.num_spks, args.seed, args.layout)
+            root = prepare_minimix(Path(args.out), args.preset, args.num_spks, args.seed, args.layout, args.sample_rate)
     except (SpeechFetchError, OSError, ValueError, KeyError) as exc:
         hint = ("\n(build a corpus from your own recordings with python -m sepmamba_sb.data --speakers-folder"
                 + (")" if args.espeak else ", or use --espeak)")) if isinstance(exc, SpeechFetchError) else ""
