@@ -164,7 +164,8 @@ def prepare_minimix(out: Path, preset: str = "demo", num_spks: int = 2, seed: in
         Clean mixtures, or noisy ones (babble of each split's speakers), or noisy and reverberant ones
         (:func:`sepmamba_sb.data.corpus.build_corpus`).
     sample_rate : int
-        The corpus's rate (8000 or 16000: the Debian voices are recorded at 16 kHz or more, some at 8).
+        The corpus's rate, 8000 or 16000. At 16 kHz the voices recorded at 8 kHz (14 of the demo
+        preset's 34, codec2's examples among them) carry nothing above 4 kHz.
 
     Raises
     ------
