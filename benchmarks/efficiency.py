@@ -91,18 +91,10 @@ def probe(name: str, seconds: float, batch: int, lengths: list[float], device: t
     rate = entry.sample_rate
     samples = int(seconds * rate)
     mix = torch.randn(batch, samples, device=device)
-    sources = torch.randn(batch, samples, entry.num_spks, device=device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def forward(inputs=mix):
         with torch.no_grad():
             model(inputs)
-
-    def step():
-        loss = get_si_snr_with_pitwrapper(sources, model(mix)).mean()
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
 
     def measure_call(fn, reps):
         """Time mode: the median after 3 warm-up runs. Memory mode: the peak of the second run (the
@@ -119,6 +111,15 @@ def probe(name: str, seconds: float, batch: int, lengths: list[float], device: t
             result["resident_mb"] = resident_bytes() / 2**20
         result["forward"] = measure_call(forward, repeats)
         return result
+    sources = torch.randn(batch, samples, entry.num_spks, device=device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step():
+        loss = get_si_snr_with_pitwrapper(sources, model(mix)).mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
     if mode == "time":
         result["params"] = count_parameters(model)
         result["gmac_per_s"] = count_macs(model, samples).per_second(rate)

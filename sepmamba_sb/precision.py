@@ -27,7 +27,7 @@ by an :class:`Int8Linear` (those inside ``nn.MultiheadAttention`` excepted, whic
 directly, as ``torch.ao``'s dynamic quantization also leaves them).
 
 bf16 needs a CPU whose oneDNN has native bfloat16 products (AVX512_BF16 or AMX): elsewhere it would be
-emulated, slower than float32, and :func:`to_precision` refuses it with the reason. int8 needs
+emulated in software, and :func:`to_precision` refuses it with the reason. int8 needs
 PyTorch's x86 quantized engine (fbgemm), present in every x86 build.
 """
 
@@ -63,7 +63,7 @@ def check_precision(precision: str, argument: str = "precision") -> str:
         raise ValueError(f"{argument} must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "bf16" and not bf16_supported():
         raise ValueError(f"{argument}='bf16': this CPU has no native bfloat16 matrix products (AVX512_BF16 or "
-                         "AMX), so bfloat16 would run slower than float32; use 'int8' or 'fp32'")
+                         "AMX): bfloat16 would be emulated in software; use 'int8' or 'fp32'")
     if precision == "int8" and int8_engine() is None:
         raise ValueError(f"{argument}='int8': this PyTorch build has no x86 quantized engine "
                          f"(engines: {torch.backends.quantized.supported_engines}); use 'fp32'")
