@@ -21,7 +21,7 @@ import torchaudio
 
 logger = logging.getLogger(__name__)
 
-AUDIO_SUFFIX = ".wav"
+AUDIO_SUFFIXES = (".wav", ".flac")  # what speaker and noise folders are searched for (LibriSpeech is flac)
 PEAK = 0.9  # the largest sample a mixture or source may have after mixing (pywsj0-mix's and SpeechBrain's)
 
 
@@ -167,10 +167,11 @@ def read_blocks(path: str | Path, block: int) -> Iterator[torch.Tensor]:
 
 
 def list_speakers(root: str | Path, speaker_prefix: int | None = None) -> dict[str, list[Path]]:
-    """Speaker -> sorted ``.wav`` files of a speaker-labelled folder (searched recursively).
+    """Speaker -> sorted ``.wav`` and ``.flac`` files of a speaker-labelled folder (searched recursively).
 
     The speaker is the first folder below ``root`` (``root/<speaker>/**/*.wav``, as WSJ0's ``si_tr_s``
-    and LibriSpeech lay them out; files directly in ``root`` count as a speaker named after ``root``),
+    lays them out, or ``root/<speaker>/<chapter>/*.flac``, as LibriSpeech does; files directly in ``root``
+    count as a speaker named after ``root``),
     or the first ``speaker_prefix`` characters of the file name when given (WSJ0 utterance IDs start
     with the 3-character speaker ID). Symbolic links to folders are followed (a corpus is often a
     folder of links to speaker folders elsewhere), each real folder once, so a link back up the tree
@@ -181,7 +182,7 @@ def list_speakers(root: str | Path, speaker_prefix: int | None = None) -> dict[s
     FileNotFoundError
         When ``root`` is not a folder.
     ValueError
-        When it holds no ``.wav`` file.
+        When it holds no ``.wav`` or ``.flac`` file.
     """
     root = Path(root)
     if not root.is_dir():
@@ -198,11 +199,11 @@ def list_speakers(root: str | Path, speaker_prefix: int | None = None) -> dict[s
         links += sum(os.path.islink(os.path.join(folder, name)) for name in subfolders)
         relative = Path(folder).relative_to(root).parts
         for name in files:
-            if name.lower().endswith(AUDIO_SUFFIX):
+            if name.lower().endswith(AUDIO_SUFFIXES):
                 speaker = name[:speaker_prefix] if speaker_prefix else (relative[0] if relative else root.name)
                 speakers.setdefault(speaker, []).append(Path(folder) / name)
     if not speakers:
-        raise ValueError(f"speaker folder {root} holds no {AUDIO_SUFFIX} files")
+        raise ValueError(f"speaker folder {root} holds no .wav or .flac files")
     logger.info("%s: %d speakers, %d files (%d linked folders followed)", root, len(speakers),
                 sum(map(len, speakers.values())), links)
     return {k: sorted(v) for k, v in sorted(speakers.items())}

@@ -1,6 +1,6 @@
 """Additive noise for separation training: recordings drawn from a folder, fitted to length, scaled to an SNR.
 
-:class:`NoiseSource` reads any folder of ``.wav`` noise (WHAM!'s ``wham_noise/tr``, ``cv`` or ``tt``,
+:class:`NoiseSource` reads any folder of ``.wav`` or ``.flac`` noise (WHAM!'s ``wham_noise/tr``, ``cv`` or ``tt``,
 or a folder of one's own): each draw picks a file and a random stretch of it, loops a file shorter
 than needed, and scales the noise to an SNR drawn uniformly from a range. The SNR is WHAM!'s: the
 BS.1770 loudness (:func:`loudness`, pyloudnorm's, as WHAM!'s generator measures it) of the louder
@@ -20,7 +20,7 @@ import pyloudnorm
 import torchaudio
 from tqdm import tqdm
 
-from sepmamba_sb.audio import AUDIO_SUFFIX, audio_info, draw_speakers, read_audio, write_audio
+from sepmamba_sb.audio import AUDIO_SUFFIXES, audio_info, draw_speakers, read_audio, write_audio
 
 
 def power(signal: np.ndarray) -> float:
@@ -52,7 +52,7 @@ class NoiseSource:
     Parameters
     ----------
     folder : str or Path
-        Searched recursively for ``.wav`` files (any rate and channel count: averaged to mono and
+        Searched recursively for ``.wav`` and ``.flac`` files (any rate and channel count: averaged to mono and
         resampled on reading).
     sample_rate : int
         Rate of the noise returned.
@@ -65,16 +65,16 @@ class NoiseSource:
     FileNotFoundError
         When ``folder`` does not exist.
     ValueError
-        When it holds no ``.wav`` file, or ``snr`` is not a (low, high) pair.
+        When it holds no ``.wav`` or ``.flac`` file, or ``snr`` is not a (low, high) pair.
     """
 
     def __init__(self, folder: str | Path, sample_rate: int, snr: Sequence[float] = (-3.0, 6.0)):
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise FileNotFoundError(f"noise folder {self.folder} does not exist")
-        self.files = sorted(p for p in self.folder.rglob("*") if p.suffix.lower() == AUDIO_SUFFIX and p.is_file())
+        self.files = sorted(p for p in self.folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
         if not self.files:
-            raise ValueError(f"noise folder {self.folder} holds no {AUDIO_SUFFIX} files")
+            raise ValueError(f"noise folder {self.folder} holds no .wav or .flac files")
         try:
             low, high = (float(v) for v in snr)
         except (TypeError, ValueError):

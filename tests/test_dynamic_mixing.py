@@ -108,7 +108,7 @@ def test_bad_folders_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         dataset(tmp_path / "nowhere", "speechbrain")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="empty holds no .wav files"):
+    with pytest.raises(ValueError, match="empty holds no .wav or .flac files"):
         dataset(tmp_path / "empty", "speechbrain")
     (tmp_path / "one" / "spk").mkdir(parents=True)
     sf.write(str(tmp_path / "one" / "spk" / "a.wav"), np.zeros(100, dtype="float32"), 8000)

@@ -67,7 +67,7 @@ def test_bad_noise_folders_and_ranges_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="noise folder .*nowhere does not exist"):
         NoiseSource(tmp_path / "nowhere", 8000)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="empty holds no .wav files"):
+    with pytest.raises(ValueError, match="empty holds no .wav or .flac files"):
         NoiseSource(tmp_path / "empty", 8000)
     sf.write(str(tmp_path / "empty" / "n.wav"), np.zeros(10, dtype="float32"), 8000)
     with pytest.raises(ValueError, match="snr must have low <= high"):

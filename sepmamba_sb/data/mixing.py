@@ -3,7 +3,8 @@
 A recipe yaml declares the dataset (``dm_dataset: !name:sepmamba_sb.data.mixing.DynamicMixingDataset``
 with its options); ``train.py`` instantiates it with the number of mixtures per epoch.
 
-The source is any folder of speaker-labelled wavs, e.g. WSJ0's ``si_tr_s`` (``<spk>/<utt>.wav``):
+The source is any folder of speaker-labelled wavs or flacs, e.g. WSJ0's ``si_tr_s`` (``<spk>/<utt>.wav``) or
+LibriSpeech's ``train-clean-360`` (``<spk>/<chapter>/<utt>.flac``):
 the speaker is the first folder below it, or the first ``speaker_prefix`` characters of a file's
 name (WSJ0 utterance IDs start with the 3-character speaker ID), as
 :func:`sepmamba_sb.audio.list_speakers` reads it. Files at another rate than the recipe's are
@@ -249,6 +250,7 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         """Mono float32 at the recipe's rate; another rate is resampled once into the cache."""
         if audio_info(path).samplerate != self.sample_rate:
             cached = self.cache_folder / f"{self.sample_rate}" / path.relative_to(self.base_folder)
+            cached = cached.with_suffix(".wav")  # float samples, which flac cannot hold
             if not cached.exists():  # written atomically: workers and DDP ranks share the cache
                 write_audio(cached, read_audio(path, self.sample_rate)[0], self.sample_rate, subtype="FLOAT")
             path = cached
