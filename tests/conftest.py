@@ -37,6 +37,21 @@ WSJ0MIX = REPO / "recipes" / "WSJ0Mix"
 MINIMIX = REPO / "recipes" / "MiniMix"
 
 
+def recipe_environment(**extra):
+    """The environment a recipe's ``train.py`` runs in from the tests: this checkout importable, the automatic
+    backend choice, and ``extra``."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), **extra)
+    env.pop("SEPMAMBA_SCAN_BACKEND", None)
+    return env
+
+
+def logged_epochs(output):
+    """The epochs a recipe run's ``train_log.txt`` holds, in order."""
+    import re
+
+    return [int(m) for m in re.findall(r"^epoch: (\d+),", (output / "train_log.txt").read_text(), re.M)]
+
+
 def needs_debian_speech(build, *args, **kwargs):
     """``build(*args, **kwargs)``, which fetches speech from Debian packages. Where apt cannot fetch
     them the test is skipped, saying why; with ``SEPMAMBA_REQUIRE_SPEECH=1`` (set by ``.ci/run``) it
@@ -92,13 +107,11 @@ def tiny_whamr_corpus():
 @pytest.fixture(scope="session")
 def trained_run(tiny_corpus, tmp_path_factory):
     """A MiniMix recipe run (the demo's model and settings) trained briefly on the tiny corpus."""
-    import os
     import subprocess
 
     out = tmp_path_factory.mktemp("minimix") / "run"
     recipe = MINIMIX
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    env.pop("SEPMAMBA_SCAN_BACKEND", None)
+    env = recipe_environment()
     cmd = [sys.executable, "train.py", "hparams/sepmamba-minimix.yaml", "--data_folder", str(tiny_corpus),
            "--output_folder", str(out), "--N_epochs", "3", "--dm_num_mixtures", "32", "--device", "cpu",
            "--noprogressbar"]

@@ -2,14 +2,13 @@
 
 import csv
 import math
-import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import REPO, WSJ0MIX
+from conftest import REPO, WSJ0MIX, logged_epochs, recipe_environment
 
 from sepmamba_sb.data import wsjmix as prep
 from sepmamba_sb.data.wham import folders
@@ -20,25 +19,13 @@ TINY = ["--model_config", "{dim: 8, num_blocks: 1}", "--training_signal_len", "4
         "--n_audio_to_save", "1", "--device", "cpu", "--noprogressbar"]
 
 
-def environment():
-    import os
-
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    env.pop("SEPMAMBA_SCAN_BACKEND", None)
-    return env
-
-
 def train(hparams, corpus, output, *extra, expect_success=True):
     cmd = [sys.executable, "train.py", f"hparams/{hparams}", "--data_folder", str(corpus), "--base_folder_dm",
            str(corpus / "raw" / "tr"), "--dm_speaker_prefix", "null", "--output_folder", str(output), *TINY, *extra]
-    done = subprocess.run(cmd, cwd=RECIPE, env=environment(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, cwd=RECIPE, env=recipe_environment(), capture_output=True, text=True, timeout=600)
     if expect_success:
         assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     return done
-
-
-def logged_epochs(output):
-    return [int(m) for m in re.findall(r"^epoch: (\d+),", (output / "train_log.txt").read_text(), re.M)]
 
 
 def read(path):
@@ -282,5 +269,5 @@ def test_empty_noise_folder_is_named(tmp_path):
     from sepmamba_sb.noise import NoiseSource
 
     (tmp_path / "noise").mkdir()
-    with pytest.raises(ValueError, match="noise folder .*noise holds no .wav files"):
+    with pytest.raises(ValueError, match="noise folder .*noise holds no .wav or .flac files"):
         NoiseSource(tmp_path / "noise", 8000)

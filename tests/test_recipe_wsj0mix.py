@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, WSJ0MIX
+from conftest import REPO, WSJ0MIX, logged_epochs, recipe_environment
 
 RECIPE = WSJ0MIX / "separation"
 TINY = ["--model_config", "{dim: 8, num_blocks: 1}", "--training_signal_len", "4000", "--dm_num_mixtures", "4",
@@ -24,20 +24,11 @@ def command(hparams, output, corpus, *extra, launcher=(sys.executable,)):
             "--output_folder", str(output), *TINY, *extra]
 
 
-def environment(**extra):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), **extra)
-    env.pop("SEPMAMBA_SCAN_BACKEND", None)
-    return env
-
-
 def run(cmd, env=None, timeout=600):
-    done = subprocess.run(cmd, cwd=RECIPE, env=env or environment(), capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(cmd, cwd=RECIPE, env=env or recipe_environment(), capture_output=True, text=True,
+                          timeout=timeout)
     assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     return done
-
-
-def logged_epochs(output):
-    return [int(m) for m in re.findall(r"^epoch: (\d+),", (output / "train_log.txt").read_text(), re.M)]
 
 
 @pytest.mark.slow
@@ -74,7 +65,7 @@ def test_masking_recipe_on_static_mixtures_with_speed_perturbation(tiny_corpus, 
 def test_killed_run_resumes_from_its_last_epoch(tiny_corpus, tmp_path):
     out = tmp_path / "run"
     cmd = command("sepmamba.yaml", out, tiny_corpus, "--N_epochs", "6")
-    first = subprocess.Popen(cmd, cwd=RECIPE, env=environment(), stdout=subprocess.DEVNULL,
+    first = subprocess.Popen(cmd, cwd=RECIPE, env=recipe_environment(), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 300
@@ -104,7 +95,7 @@ def test_two_process_ddp_epoch_on_cpu(tiny_corpus, tmp_path):
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
     cmd = command("sepmamba.yaml", out, tiny_corpus, "--N_epochs", "1", "--distributed_backend", "gloo",
                   launcher=(torchrun, "--nproc_per_node=2", "--master_port", "29517"))
-    run(cmd, env=environment(OMP_NUM_THREADS="1"))
+    run(cmd, env=recipe_environment(OMP_NUM_THREADS="1"))
     assert logged_epochs(out) == [1]
     assert (out / "test_results.csv").is_file()
 
@@ -117,7 +108,7 @@ def test_a_yaml_without_the_dataset_declaration_is_told_what_to_add(tiny_corpus,
     (tmp_path / "old.yaml").write_text(yaml[:start] + yaml[yaml.index("\n\n", start) + 2:])
     cmd = command("sepmamba.yaml", tmp_path / "run", tiny_corpus, "--N_epochs", "1")
     cmd[cmd.index("hparams/sepmamba.yaml")] = str(tmp_path / "old.yaml")
-    done = subprocess.run(cmd, cwd=RECIPE, env=environment(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, cwd=RECIPE, env=recipe_environment(), capture_output=True, text=True, timeout=600)
     assert done.returncode != 0
     assert "the yaml has no dm_dataset: declare the dataset as recipes/WSJ0Mix" in done.stdout + done.stderr
 
@@ -133,7 +124,7 @@ def test_a_budget_in_epochs_repeats_exactly(tiny_corpus, tmp_path):
         cmd = [sys.executable, "train.py", "hparams/sepmamba-minimix.yaml", "--data_folder", str(tiny_corpus),
                "--output_folder", str(out), "--N_epochs", "2", "--dm_num_mixtures", "16",
                "--model_config", "{dim: 8, num_blocks: 1}", "--device", "cpu", "--noprogressbar"]
-        done = subprocess.run(cmd, cwd=REPO / "recipes" / "MiniMix", env=environment(), capture_output=True,
+        done = subprocess.run(cmd, cwd=REPO / "recipes" / "MiniMix", env=recipe_environment(), capture_output=True,
                               text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
         kept = {(folder / "counter.ckpt").read_text().strip(): {
