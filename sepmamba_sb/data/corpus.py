@@ -30,7 +30,8 @@ import numpy as np
 from tqdm import tqdm
 
 from sepmamba_sb.audio import audio_info, draw_mixture, read_audio, write_audio
-from sepmamba_sb.data.wham import LAYOUTS, make_noisy_mixtures
+from sepmamba_sb.data.wham import make_noisy_mixtures
+from sepmamba_sb.data.wsjmix import DATASETS, split_names
 from sepmamba_sb.noise import NoiseSource, make_babble
 from sepmamba_sb.rooms import RoomSimulator
 
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 SPLITS = ("tr", "cv", "tt")
 FORMAT_VERSION = 4  # bump when the output of a given manifest changes, so cached corpora are rebuilt
-NOISY_FORMAT_VERSION = 2  # the same for the WHAM!/WHAMR! layouts alone (2: WHAM!'s loudness SNR, WHAMR!'s levels)
+NOISY_FORMAT_VERSION = 2  # the same for the noisy layouts alone (2: WHAM!'s loudness SNR, WHAMR!'s levels)
 
 
 def _quiet_cut(audio: np.ndarray, target: int, window: int, frame: int) -> int:
@@ -162,7 +163,7 @@ def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mappin
     root : Path
         Output folder. It gets ``raw/<split>/<speaker>/*.wav`` (speaker-labelled utterances),
         ``wav8k/min/<split>/{mix,s1,s2}`` (or WHAM!'s / WHAMR!'s folders, see
-        :mod:`sepmamba_sb.data.wham`), ``LICENSES`` and ``manifest.json``.
+        :mod:`sepmamba_sb.data.wham`; ``wav16k`` at 16 kHz), ``LICENSES`` and ``manifest.json``.
     speakers : Mapping
         Split ("tr", "cv", "tt") -> speaker names; splits must not share speakers.
     mixtures : Mapping
@@ -176,8 +177,11 @@ def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mappin
         Sources per mixture, output rate, random seed.
     max_utterances_per_speaker : int, optional
         Cap per speaker (small test corpora).
-    layout : {"wsj0mix", "wham", "whamr"}
-        Clean mixtures; noisy ones; noisy and reverberant ones with direct-path sources.
+    layout : {"wsj0mix", "wham", "whamr", "librimix"}
+        Clean mixtures; noisy ones; noisy and reverberant ones with direct-path sources; LibriMix's
+        layout: WHAM!'s folders (clean, noisy and one-speaker mixtures) in the splits ``train-360``,
+        ``dev`` and ``test`` (:func:`sepmamba_sb.data.wsjmix.split_names`; ``raw/`` keeps tr/cv/tt), with
+        LibriMix's loudness levels (:mod:`sepmamba_sb.data.wham`).
     noise_folders : Mapping, optional
         WHAM!/WHAMR!: split -> folder of noise recordings (e.g. ``wham_noise/<split>``). Without it,
         each split's noise is babble of its own speakers (up to 4 at once), written to
@@ -191,8 +195,8 @@ def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mappin
         ``root``.
     """
     root = Path(root)
-    if layout not in ("wsj0mix", *LAYOUTS):
-        raise ValueError(f"layout must be 'wsj0mix', 'wham' or 'whamr', got {layout!r}")
+    if layout not in DATASETS:
+        raise ValueError(f"layout must be one of {DATASETS}, got {layout!r}")
     if layout == "whamr" and rooms is None:
         rooms = RoomSimulator(sample_rate)
     used = [s for split in SPLITS for s in speakers.get(split, [])]
@@ -201,6 +205,9 @@ def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mappin
     missing = [s for s in used if not files.get(s)]
     if missing:
         raise KeyError(f"no recordings given for speakers {missing} (have {sorted(files)})")
+    for split in speakers if noise_folders else ():  # before any work: a missing split would stop the build late
+        if split not in noise_folders or not Path(noise_folders[split]).is_dir():
+            raise FileNotFoundError(f"noise folder {noise_folders.get(split, f'for the {split} split')} does not exist")
     sources = json.dumps({s: [str(p) for p in files[s]] for s in sorted(used)})
     manifest = {"speakers": {k: list(v) for k, v in speakers.items()}, "mixtures": dict(mixtures),
                 "num_spks": num_spks, "sample_rate": sample_rate, "seed": seed,
@@ -226,7 +233,7 @@ def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mappin
     for split in tqdm([s for s in SPLITS if s in speakers], desc="building corpus", unit="split"):
         utterances = make_utterances({s: files[s] for s in speakers[split]}, root / "raw" / split, sample_rate, rng,
                                      max_utterances_per_speaker)
-        out = root / rate_dir / "min" / split
+        out = root / rate_dir / "min" / split_names(layout)[split]
         if layout == "wsj0mix":
             make_mixtures(utterances, out, mixtures[split], num_spks, sample_rate, rng)
             continue
@@ -236,7 +243,8 @@ def build_corpus(root: Path, speakers: Mapping[str, list[str]], mixtures: Mappin
             make_babble(utterances, noise_folder, max(4, mixtures[split] // 10), sample_rate, rng,
                         talkers=min(4, len(utterances)))
         make_noisy_mixtures(utterances, out, mixtures[split], num_spks, sample_rate, rng,
-                            NoiseSource(noise_folder, sample_rate), rooms if layout == "whamr" else None)
+                            NoiseSource(noise_folder, sample_rate), rooms if layout == "whamr" else None,
+                            levels="librimix" if layout == "librimix" else "wham")
     noise_note = ("" if layout == "wsj0mix" else "Noise: " + (
         f"recordings from {dict(noise_folders)}; their licence is their owner's." if noise_folders else
         "babble made of each split's own speakers (babble/<split>), under their licences."))

@@ -9,6 +9,10 @@ same for each source, ``noise``, and ``mix_{clean,single,both}_{anechoic,reverb}
 the louder source, by BS.1770 loudness (:class:`sepmamba_sb.noise.NoiseSource`; the anechoic sources
 for WHAMR!). All files of a mixture share one gain so that no sample exceeds 0.9, as pywsj0-mix's "min"
 mode does. Sources are cut to the shortest, as in WHAM!'s "min" version; files are 16-bit.
+
+LibriMix's levels (``levels="librimix"``, what the LibriMix layout is built with) are its generator's
+instead: each source at a BS.1770 loudness drawn from U(-33, -25) LUFS and the noise from U(-38, -30)
+LUFS, independently, so the louder of two sources is 1 to 11 dB above the noise in 90 % of mixtures.
 """
 
 from __future__ import annotations
@@ -19,10 +23,19 @@ from pathlib import Path
 import numpy as np
 
 from sepmamba_sb.audio import draw_mixture, limit_peaks, write_audio
-from sepmamba_sb.noise import NoiseSource
+from sepmamba_sb.noise import NoiseSource, loudness
 from sepmamba_sb.rooms import RoomSimulator
 
 LAYOUTS = ("wham", "whamr")
+LEVELS = ("wham", "librimix")
+LIBRIMIX_LOUDNESS = (-33.0, -25.0)  # LUFS range of each source in LibriMix; its noise's is 5 LU lower
+
+
+def at_loudness(signal: np.ndarray, target: float, sample_rate: int) -> np.ndarray:
+    """``signal`` scaled to the BS.1770 loudness ``target`` (LUFS; :func:`sepmamba_sb.noise.loudness`), or
+    unchanged when it is silent."""
+    level = loudness(signal, sample_rate)
+    return (signal * 10 ** ((target - level) / 20)).astype(np.float32) if np.isfinite(level) else signal
 
 
 def folders(layout: str, num_spks: int) -> list[str]:
@@ -37,10 +50,13 @@ def folders(layout: str, num_spks: int) -> list[str]:
 
 def make_noisy_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, count: int, num_spks: int,
                         sample_rate: int, rng: np.random.Generator, noise: NoiseSource,
-                        rooms: RoomSimulator | None = None, level_range_db: float = 5.0) -> list[str]:
+                        rooms: RoomSimulator | None = None, level_range_db: float = 5.0,
+                        levels: str = "wham") -> list[str]:
     """Write ``count`` mixtures of ``num_spks`` distinct speakers in WHAM!'s layout, or WHAMR!'s with ``rooms``.
 
-    Speakers and levels are drawn as for clean mixtures (:func:`sepmamba_sb.audio.draw_mixture`).
+    Speakers and levels are drawn as for clean mixtures (:func:`sepmamba_sb.audio.draw_mixture`) and the
+    noise at WHAM!'s SNR, or, with ``levels="librimix"``, every source and the noise at LibriMix's loudness
+    (the module docstring).
 
     Returns
     -------
@@ -48,6 +64,8 @@ def make_noisy_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, cou
         The mixture IDs (file names without .wav).
     """
     layout = "wham" if rooms is None else "whamr"
+    if levels not in LEVELS or (levels == "librimix" and rooms is not None):
+        raise ValueError(f"levels must be one of {LEVELS} (librimix without rooms), got {levels!r}")
     if rooms is not None and (rooms.target != "direct" or rooms.sample_rate != sample_rate):
         raise ValueError(f"WHAMR! layout: the room simulator must give direct-path targets at {sample_rate} Hz, "
                          f"got {rooms.target!r} at {rooms.sample_rate} Hz")
@@ -56,13 +74,19 @@ def make_noisy_mixtures(utterances: Mapping[str, list[Path]], out_dir: Path, cou
     ids = []
     for _ in range(count):
         mix_id, _, dry = draw_mixture(rng, utterances, num_spks, sample_rate, level_range_db)
+        if levels == "librimix":
+            low, high = LIBRIMIX_LOUDNESS
+            dry = [at_loudness(source, rng.uniform(low, high), sample_rate) for source in dry]
         if rooms is None:
             versions = {"": np.stack(dry)}  # folder suffix -> the sources [S, T]
         else:
             images, direct, _ = rooms.apply(dry, rng)
             versions = {"_anechoic": direct, "_reverb": images}
         parts = {f"s{i + 1}{suffix}": s for suffix, sources in versions.items() for i, s in enumerate(sources)}
-        noise_part, _ = noise.for_sources(next(iter(versions.values())), rng)  # against the dry or anechoic sources
+        if levels == "librimix":
+            noise_part = at_loudness(noise.draw(rng, len(dry[0])), rng.uniform(low - 5, high - 5), sample_rate)
+        else:  # WHAM!'s SNR, against the dry or anechoic sources
+            noise_part, _ = noise.for_sources(next(iter(versions.values())), rng)
         for suffix, sources in versions.items():
             parts[f"mix_clean{suffix}"] = sources.sum(axis=0)
             parts[f"mix_single{suffix}"] = sources[0] + noise_part

@@ -1,10 +1,14 @@
-"""wsj0-2mix / wsj0-3mix (pywsj0-mix or MERL layout) and their noisy (WHAM!) and reverberant (WHAMR!)
-versions -> SpeechBrain CSVs. The recipes' ``prepare_data.py`` is this module's :func:`prepare_wsjmix`.
+"""wsj0-2mix / wsj0-3mix (pywsj0-mix or MERL layout), their noisy (WHAM!) and reverberant (WHAMR!)
+versions, and Libri2Mix / Libri3Mix -> SpeechBrain CSVs. The recipes' ``prepare_data.py`` is this
+module's :func:`prepare_wsjmix`.
 
 Reads ``<data_folder>/wav{8,16}k/{min,max}/{tr,cv,tt}/{mix,s1,s2[,s3]}/*.wav`` and writes
 ``<save_folder>/wsj_{tr,cv,tt}.csv``; for WHAM! and WHAMR! (``dataset``), the ``task`` and
 ``dereverberate`` choose the mixture and source folders (:func:`folders_for`) and the CSVs are
-``wham_*.csv`` / ``whamr_*.csv``. The CSVs have SpeechBrain's separation columns
+``wham_*.csv`` / ``whamr_*.csv``. LibriMix (``dataset="librimix"``) has WHAM!'s folders in the splits
+``train-360`` (or ``train-100``), ``dev`` and ``test`` (:func:`split_names`), and its CSVs are named as
+SpeechBrain's LibriMix recipe names them: ``libri2mix_train-360.csv``, ``libri2mix_dev.csv``,
+``libri2mix_test.csv`` (:func:`csv_names`). The CSVs have SpeechBrain's separation columns
 (``ID, duration, mix_wav, mix_wav_format, mix_wav_opts, s1_wav, ...``); paths are written relative to
 ``$data_root`` (the recipe replaces it with ``data_folder``), so the CSVs survive moving the data.
 
@@ -32,7 +36,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SPLITS = ("tr", "cv", "tt")
-DATASETS = ("wsj0mix", "wham", "whamr")
+DATASETS = ("wsj0mix", "wham", "whamr", "librimix")
+LIBRIMIX_TRAIN_SPLITS = ("train-360", "train-100")
 TASKS = ("clean", "noisy", "reverberant", "noisy-reverberant", "enhancement")
 
 
@@ -50,8 +55,8 @@ def folders_for(dataset: str, task: str, dereverberate: bool, num_spks: int) -> 
     """The mixture folder and the source folders that ``dataset``'s ``task`` reads.
 
     - ``wsj0mix``: ``mix`` and ``s1..`` (the task must be ``clean``);
-    - ``wham``: ``mix_clean`` (``clean``), ``mix_both`` (``noisy``) or ``mix_single`` (``enhancement``:
-      one speaker and noise, ``num_spks`` 1), and ``s1..``;
+    - ``wham`` and ``librimix``: ``mix_clean`` (``clean``), ``mix_both`` (``noisy``) or ``mix_single``
+      (``enhancement``: one speaker and noise, ``num_spks`` 1), and ``s1..``;
     - ``whamr``: ``mix_clean_anechoic`` / ``mix_both_anechoic`` (``clean`` / ``noisy``),
       ``mix_clean_reverb`` (``reverberant``), ``mix_both_reverb`` (``noisy-reverberant``) or
       ``mix_single_reverb`` (``enhancement``); the sources ``s1_anechoic..`` (the direct path: separate
@@ -62,7 +67,7 @@ def folders_for(dataset: str, task: str, dereverberate: bool, num_spks: int) -> 
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     reverberant = is_reverberant(dataset, task)
-    if (dataset == "wsj0mix" and task != "clean") or (dataset == "wham" and reverberant):
+    if (dataset == "wsj0mix" and task != "clean") or (dataset in ("wham", "librimix") and reverberant):
         raise ValueError(f"the {dataset} dataset has no {task} mixtures: use "
                          f"{'wham (noisy) or ' if dataset == 'wsj0mix' else ''}whamr (reverberant)")
     if (task == "enhancement") != (num_spks == 1):
@@ -72,11 +77,42 @@ def folders_for(dataset: str, task: str, dereverberate: bool, num_spks: int) -> 
     if dataset == "wsj0mix":
         return "mix", sources
     noisy = {"noisy": "both", "noisy-reverberant": "both", "enhancement": "single"}.get(task, "clean")
-    if dataset == "wham":
+    if dataset in ("wham", "librimix"):
         return f"mix_{noisy}", sources
     mixture = f"mix_{noisy}_{'reverb' if reverberant else 'anechoic'}"
     kind = "reverb" if reverberant and not dereverberate else "anechoic"
     return mixture, [f"{s}_{kind}" for s in sources]
+
+
+def split_names(dataset: str, train_split: str = "train-360") -> dict[str, str]:
+    """The folder of each split (``tr``, ``cv``, ``tt``) in ``dataset``: the same names for wsj0-mix, WHAM!
+    and WHAMR!; ``train_split`` (``train-360`` or ``train-100``), ``dev`` and ``test`` for LibriMix."""
+    if dataset != "librimix":
+        return {split: split for split in SPLITS}
+    if train_split not in LIBRIMIX_TRAIN_SPLITS:
+        raise ValueError(f"train_split must be one of {LIBRIMIX_TRAIN_SPLITS} (LibriMix's training sets), "
+                         f"got {train_split!r}")
+    return {"tr": train_split, "cv": "dev", "tt": "test"}
+
+
+def csv_names(dataset: str, num_spks: int, train_split: str = "train-360") -> dict[str, str]:
+    """The CSV file of each split (``tr``, ``cv``, ``tt``): ``wsj_tr.csv``, ``wham_tr.csv``, ``whamr_tr.csv``...,
+    and for LibriMix SpeechBrain's names, ``libri2mix_train-360.csv``, ``libri2mix_dev.csv``...
+
+    Example
+    -------
+    >>> csv_names("librimix", 3)["cv"]
+    'libri3mix_dev.csv'
+    """
+    prefix = {"wsj0mix": "wsj", "wham": "wham", "whamr": "whamr", "librimix": f"libri{num_spks}mix"}[dataset]
+    return {split: f"{prefix}_{name}.csv" for split, name in split_names(dataset, train_split).items()}
+
+
+def noise_for_task(task: str, noise):
+    """The dynamic mixtures' noise: ``noise`` (a :class:`sepmamba_sb.noise.NoiseSource` or a yaml's ``!name:``
+    factory of one) for the tasks whose mixtures hold noise, None for the others: one yaml declares the
+    noise and serves both (``--task clean`` trains on clean dynamic mixtures, as its cv and tt are)."""
+    return noise if is_noisy(task) else None
 
 
 def static_folders(dataset: str, task: str, dereverberate: bool, num_spks: int) -> dict[str, str]:
@@ -124,10 +160,14 @@ def split_rows(data_folder: Path, split: str, num_spks: int, sample_rate: int, m
     extra_folders = extra_folders or {}
     folder = split_folder(data_folder, sample_rate, mode, split)
     if not folder.is_dir():
-        raise FileNotFoundError(
-            f"split folder {folder} does not exist: data_folder must hold wav{sample_rate // 1000}k/{mode}/"
-            f"{{tr,cv,tt}} as pywsj0-mix writes it (e.g. /data/wsj0-mix/{num_spks}speakers)"
-        )
+        there = sorted(p.name for p in folder.parent.iterdir()) if folder.parent.is_dir() else None
+        expected = (f"wav{sample_rate // 1000}k/{mode}/{{train-360,dev,test}} as LibriMix writes it (e.g. "
+                    f"/data/Libri{num_spks}Mix)" if split in ("dev", "test", *LIBRIMIX_TRAIN_SPLITS) else
+                    f"wav{sample_rate // 1000}k/{mode}/{{tr,cv,tt}} as pywsj0-mix writes it (e.g. "
+                    f"/data/wsj0-mix/{num_spks}speakers)")
+        raise FileNotFoundError(f"split folder {folder} does not exist"
+                                + (f" ({folder.parent} holds {there})" if there is not None else "")
+                                + f": data_folder must hold {expected}")
     extra = folder / f"s{num_spks + 1}"
     if all_speakers and extra.is_dir():
         raise ValueError(f"{extra} exists, but num_spks is {num_spks}: this looks like "
@@ -163,14 +203,15 @@ def split_rows(data_folder: Path, split: str, num_spks: int, sample_rate: int, m
 
 def prepare_wsjmix(data_folder: str | Path, save_folder: str | Path, num_spks: int = 2, sample_rate: int = 8000,
                    mode: str = "min", skip_prep: bool = False, dataset: str = "wsj0mix", task: str = "clean",
-                   dereverberate: bool = True) -> None:
-    """Write ``wsj_{tr,cv,tt}.csv`` for a wsj0-mix folder (``wham_*`` / ``whamr_*`` for WHAM! / WHAMR!).
+                   dereverberate: bool = True, train_split: str = "train-360") -> None:
+    """Write ``wsj_{tr,cv,tt}.csv`` for a wsj0-mix folder (``wham_*`` / ``whamr_*`` for WHAM! / WHAMR!,
+    ``libri2mix_{train-360,dev,test}.csv`` for LibriMix: :func:`csv_names`).
 
     Parameters
     ----------
     data_folder : str or Path
-        The ``2speakers`` / ``3speakers`` folder of pywsj0-mix (it contains ``wav8k``, ``wav16k``), or
-        WHAM!'s / WHAMR!'s output folder.
+        The ``2speakers`` / ``3speakers`` folder of pywsj0-mix (it contains ``wav8k``, ``wav16k``),
+        WHAM!'s / WHAMR!'s output folder, or LibriMix's ``Libri2Mix`` / ``Libri3Mix``.
     save_folder : str or Path
         Where the CSVs go.
     num_spks : int
@@ -181,12 +222,14 @@ def prepare_wsjmix(data_folder: str | Path, save_folder: str | Path, num_spks: i
         pywsj0-mix's length mode.
     skip_prep : bool
         Do nothing (the CSVs are given).
-    dataset : {"wsj0mix", "wham", "whamr"}
+    dataset : {"wsj0mix", "wham", "whamr", "librimix"}
         The layout of ``data_folder``.
     task : {"clean", "noisy", "reverberant", "noisy-reverberant", "enhancement"}
         Which mixtures to separate (:func:`folders_for`; also the columns of :func:`static_folders`).
     dereverberate : bool
         WHAMR!'s reverberant tasks: direct-path targets (True) or the reverberant images.
+    train_split : {"train-360", "train-100"}
+        LibriMix's training set (:func:`split_names`; other datasets ignore it).
     """
     if skip_prep:
         return
@@ -199,15 +242,16 @@ def prepare_wsjmix(data_folder: str | Path, save_folder: str | Path, num_spks: i
     data_folder, save_folder = Path(data_folder), Path(save_folder)
     if not data_folder.is_dir():
         raise FileNotFoundError(f"data_folder {data_folder} does not exist")
-    prefix = {"wsj0mix": "wsj", "wham": "wham", "whamr": "whamr"}[dataset]
-    csvs = {split: save_folder / f"{prefix}_{split}.csv" for split in SPLITS}
+    names = split_names(dataset, train_split)
+    csvs = {split: save_folder / name for split, name in csv_names(dataset, num_spks, train_split).items()}
     if all(path.is_file() for path in csvs.values()):
-        logger.info("%s already hold %s_{tr,cv,tt}.csv: skipping data preparation", save_folder, prefix)
+        logger.info("%s already hold %s: skipping data preparation", save_folder,
+                    ", ".join(p.name for p in csvs.values()))
         return
     save_folder.mkdir(parents=True, exist_ok=True)
     for split, path in csvs.items():
-        rows = split_rows(data_folder, split, num_spks, sample_rate, mode, mix_folder, source_folders, extra_folders,
-                          all_speakers=task != "enhancement")
+        rows = split_rows(data_folder, names[split], num_spks, sample_rate, mode, mix_folder, source_folders,
+                          extra_folders, all_speakers=task != "enhancement")
         tmp = path.with_suffix(".csv.tmp")
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))

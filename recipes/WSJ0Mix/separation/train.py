@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Train and evaluate SepMamba on wsj0-2mix / wsj0-3mix and their noisy and reverberant versions
-(WHAM!, WHAMR!), the SpeechBrain way. The MiniMix and WHAMandWHAMR recipes link to this file.
+(WHAM!, WHAMR!), and on Libri2Mix / Libri3Mix, the SpeechBrain way. The MiniMix, WHAMandWHAMR and
+LibriMix recipes link to this file.
 
     python train.py hparams/sepmamba.yaml --data_folder /data/wsj0-mix/2speakers \\
         --base_folder_dm /data/wsj0/si_tr_s
 
-The yaml's ``dataset`` (default ``wsj0mix``), ``task`` and ``dereverberate`` tell the data preparation
-(:mod:`sepmamba_sb.data.wsjmix`) which folders hold the mixtures and the targets; its ``dm_dataset``
-declares the dynamic mixing (:class:`sepmamba_sb.data.mixing.DynamicMixingDataset`, with rooms and noise
-from ``dm_rooms`` and ``dm_noise``), which this script only instantiates.
+The yaml's ``dataset`` (default ``wsj0mix``), ``task``, ``dereverberate`` and (LibriMix) ``train_split``
+tell the data preparation (:mod:`sepmamba_sb.data.wsjmix`) which folders hold the mixtures and the targets;
+its ``dm_dataset`` declares the dynamic mixing (:class:`sepmamba_sb.data.mixing.DynamicMixingDataset`, with
+rooms and noise from ``dm_rooms`` and ``dm_noise``), which this script only instantiates.
 
 The yaml chooses the model form: a ``sepmamba`` module (the paper's model, waveforms out) or
 ``encoder`` / ``masknet`` / ``decoder`` modules (SpeechBrain's masking contract). Training uses
@@ -272,7 +273,7 @@ def main(argv):
     run_on_main(prepare_wsjmix, kwargs={
         "data_folder": hparams["data_folder"], "save_folder": hparams["save_folder"],
         "num_spks": hparams["num_spks"], "sample_rate": hparams["sample_rate"], "mode": hparams["mix_mode"],
-        "skip_prep": hparams["skip_prep"], **layout,
+        "skip_prep": hparams["skip_prep"], "train_split": hparams.get("train_split", "train-360"), **layout,
     })
     train_data, valid_data, test_data = dataio_prep(hparams, layout)
     train_loader_kwargs = dict(hparams["train_dataloader_opts"])
