@@ -8,6 +8,7 @@ hparams (``model_config: !include:...``) and the benchmark registry all read the
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from types import MappingProxyType
 
@@ -25,3 +26,29 @@ def _load(name: str) -> dict:
 
 
 CONFIGS = MappingProxyType({name: _load(name) for name in NAMES})
+
+
+def config_for(name: str, sample_rate: int, changes: dict | None = None) -> dict:
+    """The configuration ``name`` (``S``, ``M``, ``S-causal``, ``M-causal``) for ``sample_rate``: the paper's at
+    8 kHz, ``<name>-16k`` at 16 kHz, with ``changes`` applied (a recipe's ``--model_changes "{dim: 32}"``).
+
+    Example
+    -------
+    >>> config_for("S", 16000, {"dim": 32})["kernel_sizes"], config_for("S", 16000, {"dim": 32})["dim"]
+    ([32, 16, 16], 32)
+
+    Raises
+    ------
+    ValueError
+        For another name or rate, naming those there are.
+    """
+    if name not in PAPER:
+        raise ValueError(f"model_name must be one of {PAPER}, got {name!r}")
+    rates = {8000: name, 16000: f"{name}-16k"}
+    if sample_rate not in rates:
+        raise ValueError(f"SepMamba's configurations are for 8000 and 16000 Hz, got sample_rate {sample_rate}: "
+                         "resample the data, or give a model_config of your own")
+    unknown = sorted(set(changes or {}) - set(CONFIGS[name]))
+    if unknown:
+        raise ValueError(f"model_changes: {unknown} are not configuration settings ({sorted(CONFIGS[name])})")
+    return copy.deepcopy({**CONFIGS[rates[sample_rate]], **(changes or {})})  # callers may change its lists

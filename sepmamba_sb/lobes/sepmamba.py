@@ -69,6 +69,19 @@ class SepMamba(SepMambaUNet):
         self.num_spks = num_spks
         self.decoder = nn.ConvTranspose1d(dim, num_spks, self.kernel_sizes[0], self.strides[0])
 
+    @classmethod
+    def from_config(cls, config: dict, **kwargs) -> SepMamba:
+        """``SepMamba(**config, **kwargs)``: for a yaml whose configuration is chosen when it is loaded
+        (``!apply:sepmamba_sb.lobes.paper.config_for``, the sample rate's), which ``!new:`` cannot unpack.
+
+        Example
+        -------
+        >>> from sepmamba_sb.lobes.paper import config_for
+        >>> SepMamba.from_config(config_for("S", 16000, {"dim": 8, "num_blocks": 1}), num_spks=3).strides
+        [4, 2, 2]
+        """
+        return cls(**config, **kwargs)
+
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """Separate.
 
