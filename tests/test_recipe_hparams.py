@@ -8,7 +8,8 @@ from hyperpyyaml import load_hyperpyyaml
 
 HPARAMS = sorted((WSJ0MIX / "separation" / "hparams").glob("*.yaml")) + sorted(
     (WSJ0MIX.parent / "MiniMix" / "hparams").glob("*.yaml")) + sorted(
-    (WSJ0MIX.parent / "WHAMandWHAMR" / "separation" / "hparams").glob("*.yaml"))
+    (WSJ0MIX.parent / "WHAMandWHAMR" / "separation" / "hparams").glob("*.yaml")) + sorted(
+    (WSJ0MIX.parent / "LibriMix" / "separation" / "hparams").glob("*.yaml"))
 TRAIN_PY = (WSJ0MIX / "separation" / "train.py").read_text()
 RUN_OPTIONS = {"precision", "noprogressbar"}  # read by speechbrain.core.Brain from the hparams
 CARD_KEYS = {"corpus", "recipe"}  # read by sepmamba_sb.hub.export for the model card
@@ -43,10 +44,10 @@ def test_loads_with_a_header_box_and_a_data_folder_placeholder(path):
     assert re.search(r"^data_folder: !PLACEHOLDER", text, re.M)
     with open(path, encoding="utf-8") as f:  # from the file: its !include paths are relative to it
         hparams = load_hyperpyyaml(f, {"data_folder": "/data/wsj0-mix/2speakers"})
-    if hparams.get("dataset") is not None:  # WHAM!/WHAMR!: the task names folders that dataset has
+    if hparams.get("dataset") is not None:  # WHAM!/WHAMR!/LibriMix: the task names folders that dataset has
         from sepmamba_sb.data.wsjmix import folders_for
 
-        folders_for(hparams["dataset"], hparams["task"], hparams["dereverberate"], hparams["num_spks"])
+        folders_for(hparams["dataset"], hparams["task"], hparams.get("dereverberate", True), hparams["num_spks"])
     assert set(hparams["modules"]) in ({"sepmamba"}, {"encoder", "masknet", "decoder"})
     assert hparams["optimizer"].func.__name__ == "AdamW"
 
@@ -102,3 +103,57 @@ def test_compared_separators_share_the_demo_recipe_but_the_model(name):
             hparams = load_hyperpyyaml(f, {"data_folder": "-"})
         sizes.append(sum(p.numel() for m in hparams["modules"].values() for p in m.parameters()))
     assert abs(sizes[1] / sizes[0] - 1) <= 0.10, sizes
+
+
+LIBRIMIX_HPARAMS = WSJ0MIX.parent / "LibriMix" / "separation" / "hparams"
+
+
+@pytest.mark.parametrize("name, num_spks", [("sepmamba-libri2mix.yaml", 2), ("sepmamba-libri3mix.yaml", 3)])
+def test_librimix_yamls_follow_the_sample_rate_and_the_task(name, num_spks):
+    """One yaml for 8 and 16 kHz: the rate picks the paper's S or S-16k (its parameters, 4 s crops, the
+    wav8k or wav16k noise) and SpeechBrain's CSV names; the noise of the dynamic mixtures is there for the
+    noisy task only; --model_changes changes one setting and keeps the rate's others."""
+    from sepmamba_sb.lobes import CONFIGS, SepMamba
+
+    for rate, config in ((8000, "S"), (16000, "S-16k")):
+        for task in ("clean", "noisy"):
+            with open(LIBRIMIX_HPARAMS / name, encoding="utf-8") as f:
+                hparams = load_hyperpyyaml(f, {"data_folder": "/data/LibriMix", "sample_rate": rate, "task": task})
+            assert hparams["model_config"] == CONFIGS[config] and hparams["num_spks"] == num_spks
+            params = sum(p.numel() for p in hparams["sepmamba"].parameters())
+            assert params == sum(p.numel() for p in SepMamba(**CONFIGS[config], num_spks=num_spks).parameters())
+            assert hparams["training_signal_len"] == 4 * rate
+            assert hparams["train_data"].endswith(f"/libri{num_spks}mix_train-360.csv")
+            assert hparams["test_data"].endswith(f"/libri{num_spks}mix_test.csv")
+            noise = hparams["dm_noise"]
+            if task == "clean":
+                assert noise is None
+            else:
+                assert noise.keywords["folder"].as_posix() == f"/data/LibriMix/wav{rate // 1000}k/min/train-360/noise"
+    with open(LIBRIMIX_HPARAMS / name, encoding="utf-8") as f:
+        small = load_hyperpyyaml(f, {"data_folder": "-", "sample_rate": 16000, "model_changes": {"dim": 8}})
+    assert small["sepmamba"].config["dim"] == 8 and small["sepmamba"].config["strides"] == [4, 2, 2]
+    with open(LIBRIMIX_HPARAMS / name, encoding="utf-8") as f, \
+            pytest.raises(ValueError, match="configurations are for 8000 and 16000 Hz, got sample_rate 44100"):
+        load_hyperpyyaml(f, {"data_folder": "-", "sample_rate": 44100})
+    with open(LIBRIMIX_HPARAMS / name, encoding="utf-8") as f, \
+            pytest.raises(ValueError, match=r"model_changes: \['dims'\] are not configuration settings"):
+        load_hyperpyyaml(f, {"data_folder": "-", "model_changes": {"dims": 8}})
+
+
+NOISE_DECLARED = [p for p in HPARAMS if "\ndataset: " in p.read_text() and "dm_noise_source" in p.read_text()]
+
+
+@pytest.mark.parametrize("path", NOISE_DECLARED, ids=lambda p: p.name)
+def test_dynamic_mixtures_hold_noise_for_the_noisy_tasks_only(path):
+    """A yaml that declares noise adds it to the dynamic mixtures of its noisy tasks only: with a noise-free
+    task they are as clean as its cv and tt mixtures."""
+    from sepmamba_sb.data.wsjmix import is_noisy
+
+    tasks = {"wham": ("clean", "noisy"), "whamr": ("clean", "noisy", "reverberant", "noisy-reverberant"),
+             "librimix": ("clean", "noisy")}
+    dataset = re.search(r"^dataset: (\w+)", path.read_text(), re.M).group(1)
+    for task in tasks[dataset]:
+        with open(path, encoding="utf-8") as f:
+            hparams = load_hyperpyyaml(f, {"data_folder": "/data", "task": task})
+        assert (hparams["dm_noise"] is not None) == is_noisy(task), task

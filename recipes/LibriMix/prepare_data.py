@@ -1,0 +1,1 @@
+../WSJ0Mix/prepare_data.py

@@ -1,0 +1,1 @@
+../../WSJ0Mix/separation/train.py
