@@ -240,7 +240,6 @@ def test_csv_names_are_speechbrains(librimix, tmp_path):
     assert prep.csv_names("librimix", 2, "train-100")["tr"] == "libri2mix_train-100.csv"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["wham", "whamr"])
 def test_wham_and_whamr_layouts_at_16k(tmp_path, layout):
     """--sample-rate 16000 writes wav16k with WHAM!'s / WHAMR!'s folders, every file at 16 kHz; the data
