@@ -238,6 +238,12 @@ def test_csv_names_are_speechbrains(librimix, tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == MIXTURES[1] and all("/wav16k/min/dev/mix_both/" in r["mix_wav"] for r in rows)
     assert prep.csv_names("librimix", 2, "train-100")["tr"] == "libri2mix_train-100.csv"
+    maximal = tmp_path / "Libri3Mix"  # LibriMix's max mode: the same folders under wav16k/max
+    (maximal / "wav16k").mkdir(parents=True)
+    (maximal / "wav16k" / "max").symlink_to(librimix(3, 16000) / "wav16k" / "min")
+    prep.prepare_wsjmix(maximal, tmp_path / "max", num_spks=3, sample_rate=16000, mode="max", dataset="librimix")
+    with open(tmp_path / "max" / "libri3mix_test.csv", newline="") as f:
+        assert all(r["mix_wav"].startswith("$data_root/wav16k/max/test/mix_clean/") for r in csv.DictReader(f))
 
 
 @pytest.mark.parametrize("layout", ["wham", "whamr"])
