@@ -33,6 +33,19 @@ def test_shipped_model_is_small_and_described(name):
 
 
 @pytest.mark.parametrize("name", MODELS)
+def test_shipped_interface_is_the_packages(name):
+    """A hub folder carries its own custom_interface.py (SpeechBrain's foreign_class loads it from there): the
+    shipped copy must be the package's file, byte for byte, so the two cannot drift apart."""
+    from pathlib import Path
+
+    import sepmamba_sb.hub
+    from sepmamba_sb.hub.layout import INTERFACE_FILE
+
+    package = Path(sepmamba_sb.hub.__file__).with_name(INTERFACE_FILE)
+    assert (available()[name] / INTERFACE_FILE).read_bytes() == package.read_bytes()
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_shipped_model_separates_its_test_mixture_at_the_cards_score(name):
     from sepmamba_sb.inference import SepMambaSeparation
     from sepmamba_sb.metrics import score_utterance
